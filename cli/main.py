@@ -11,6 +11,7 @@ import importlib
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 
 from cli.app import app as _typer_app
 from ddgan_core.errors import DDGANError
@@ -30,7 +31,7 @@ def app() -> None:
     try:
         _typer_app()
     except DDGANError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         Console(stderr=True).print("interrupted")

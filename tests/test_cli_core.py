@@ -1,0 +1,62 @@
+"""The framework-free commands: schedule, info, figure, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+from typer.testing import CliRunner
+
+from cli.app import app
+from cli.main import COMMAND_MODULES  # noqa: F401  (registers the commands)
+
+runner = CliRunner()
+
+
+def test_schedule_json_prints_the_design_values():
+    result = runner.invoke(app, ["schedule", "--timesteps", "4", "--json"])
+    assert result.exit_code == 0
+    tables = json.loads(result.stdout)
+    np.testing.assert_allclose(tables["betas"], [0.47826, 0.84921, 0.95642, 0.98740], atol=5e-6)
+    np.testing.assert_allclose(np.sqrt(tables["alphas_cumprod"][1:]), [0.72232, 0.28049, 0.05856, 0.00657], atol=5e-6)
+    assert set(tables["posterior"]) == {"coef_x0", "coef_xt", "variance"}
+
+
+def test_schedule_table_lists_every_step():
+    result = runner.invoke(app, ["schedule", "-T", "2"])
+    assert result.exit_code == 0
+    assert "0.92132" in result.stdout and "0.99945" in result.stdout
+
+
+def test_info_json_round_trips_a_preset_with_overrides():
+    result = runner.invoke(app, ["info", "--preset", "cifar10", "--set", "timesteps=2", "--json"])
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert payload["diffusion"]["timesteps"] == 2 and payload["generator"]["nf"] == 128
+
+
+def test_figure_writes_a_png(tmp_path):
+    out = tmp_path / "fig.png"
+    result = runner.invoke(app, ["figure", "denoising", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    with Image.open(out) as image:
+        assert image.size[0] > 1000 and image.size[1] > 500
+
+
+def _ddgan(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_bad_input_gives_a_one_line_error_and_non_zero_exit(tmp_path):
+    for args in (
+        ["schedule", "--kind", "geometric"],
+        ["schedule", "--timesteps", "0"],
+        ["info", "--preset", "imagenet"],
+        ["info", "--set", "nonsense=1"],
+        ["figure", "denoising", "--out", str(tmp_path / "fig.txt")],
+    ):
+        result = _ddgan(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
+        assert "Traceback" not in result.stderr
