@@ -20,6 +20,9 @@ COMMAND_MODULES = (
     "cli.schedule_cmd",
     "cli.info_cmd",
     "cli.figure_cmd",
+    "cli.datasets_cmd",
+    "cli.train_cmd",
+    "cli.sample_cmd",
 )
 
 for _module in COMMAND_MODULES:

@@ -220,6 +220,22 @@ def _resolve_key(key: str) -> tuple[str, str]:
     return owners[0], key
 
 
+def fit_to_data(config: Config, shape: tuple[int, ...]) -> Config:
+    """Set the network's input shape from the dataset's item shape ((C, H, W) or (D,))."""
+    if len(shape) == 1:
+        if config.generator.kind != "mlp":
+            raise ConfigError(f"dataset '{config.data.dataset}' holds points: use the toy2d preset (MLP networks)")
+        return replace(config, generator=replace(config.generator, data_dim=int(shape[0])))
+    if config.generator.kind == "mlp":
+        raise ConfigError(f"dataset '{config.data.dataset}' holds images: use an image preset (cifar10, tiny, ...)")
+    channels, height, _ = shape
+    return replace(
+        config,
+        generator=replace(config.generator, channels=int(channels), image_size=int(height)),
+        data=replace(config.data, resolution=int(height)),
+    )
+
+
 def _cifar10() -> Config:
     # train_ddgan.py command of the reference README: 4 GPUs x batch 64, 1800 epochs.
     return Config(

@@ -1,0 +1,69 @@
+"""Data-parallel training with torch.distributed (torchrun; NCCL on GPUs, gloo on CPU).
+
+Gradients are averaged by an explicit all-reduce after each backward pass rather than by the
+DistributedDataParallel wrapper, because the R1 penalty needs a double backward, which DDP's
+reducer does not support; every rank starts from the same seed, so weights stay identical.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from ddgan_core.errors import DDGANError
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @classmethod
+    def single(cls) -> "Distributed":
+        return cls(0, 1, 0)
+
+    @classmethod
+    def from_environment(cls, device_type: str) -> "Distributed":
+        """Join the process group torchrun describes (WORLD_SIZE, RANK, LOCAL_RANK, MASTER_ADDR...)."""
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size == 1:
+            return cls.single()
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
+        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def per_rank_batch(self, batch_size: int) -> int:
+        if batch_size % self.world_size:
+            raise DDGANError(f"batch size {batch_size} is not divisible by the {self.world_size} processes")
+        return batch_size // self.world_size
+
+    def average_gradients(self, module: torch.nn.Module) -> None:
+        if self.world_size == 1:
+            return
+        grads = [p.grad for p in module.parameters() if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat /= self.world_size
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+
+    def average_scalars(self, values: dict[str, float]) -> dict[str, float]:
+        if self.world_size == 1:
+            return values
+        tensor = torch.tensor(list(values.values()), dtype=torch.float64)
+        dist.all_reduce(tensor)
+        return dict(zip(values, (tensor / self.world_size).tolist()))
+
+    def close(self) -> None:
+        if self.world_size > 1 and dist.is_initialized():
+            dist.destroy_process_group()

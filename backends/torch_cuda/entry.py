@@ -1,0 +1,73 @@
+"""What the CLI calls for `--backend torch`: train a run, draw samples from a checkpoint."""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+import torch
+
+from backends.torch_cuda.distributed import Distributed
+from backends.torch_cuda.networks import build_generator
+from backends.torch_cuda.trainer import TorchTrainer, load_module, sample_with
+from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint
+from ddgan_core.config import Config
+from ddgan_core.errors import DDGANError
+from ddgan_core.rundir import RunDir
+from ddgan_core.session import train_session
+from ddgan_core.training_loop import to_data_units
+
+BACKEND = "torch"
+
+
+def pick_device(name: str | None) -> torch.device:
+    """cuda when available (or asked for), else cpu; asking for cuda without one is an error."""
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DDGANError("--device cuda asked for, but PyTorch sees no CUDA device here (use --device cpu)")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise DDGANError(f"unknown device '{name}' for the torch backend (cpu or cuda)")
+    return torch.device(name)
+
+
+def train(
+    config: Config, out: pathlib.Path | None, resume: bool, device: str | None = None,
+    iterations: int | None = None, stop_at: int | None = None, show_progress: bool = True,
+) -> RunDir:
+    dev = pick_device(device)
+    dist = Distributed.from_environment(dev.type)
+    if dev.type == "cuda":
+        dev = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(dev)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    if config.train.precision == "bf16" and dev.type != "cuda":
+        raise DDGANError("--precision bf16 needs a CUDA device")
+    try:
+        return train_session(
+            config, lambda cfg: TorchTrainer(cfg, dev, dist), backend=BACKEND, versions={"torch": torch.__version__},
+            out=out, resume=resume, iterations=iterations, rank=dist.rank, world_size=dist.world_size,
+            per_rank_batch=dist.per_rank_batch(config.train.batch_size), stop_at=stop_at,
+            show_progress=show_progress and dist.is_main,
+        )
+    finally:
+        dist.close()
+
+
+def load_ema_generator(checkpoint_path: pathlib.Path, device: torch.device):
+    checkpoint = load_checkpoint(checkpoint_path)
+    generator = build_generator(checkpoint.config).to(device).eval()
+    load_module(generator, checkpoint, GENERATOR_EMA)
+    return generator, checkpoint.config
+
+
+def sample(
+    checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
+    trajectory: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, Config]:
+    """n samples in data units from the checkpoint's EMA generator (and the trajectory if asked)."""
+    dev = pick_device(device)
+    generator, config = load_ema_generator(checkpoint_path, dev)
+    result = sample_with(generator, config, n, seed, dev, steps=steps, return_trajectory=trajectory)
+    samples, path = result if trajectory else (result, None)
+    return to_data_units(samples, config), (to_data_units(path, config) if path is not None else None), config

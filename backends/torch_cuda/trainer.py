@@ -1,0 +1,201 @@
+"""The DDGAN training step in PyTorch (DESIGN 2.4): one D update, then one G update.
+
+Every coefficient, forward draw and loss comes from ddgan_core; this file supplies the networks,
+autograd (R1 by double backward), Adam, the EMA copy and data-parallel gradient averaging.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+
+from backends.torch_cuda.distributed import Distributed
+from backends.torch_cuda.networks import build_discriminator, build_generator
+from backends.torch_cuda.ops import TorchOps
+from ddgan_core import losses
+from ddgan_core.checkpoint import DISCRIMINATOR, GENERATOR, GENERATOR_EMA, Checkpoint, check_weights_match
+from ddgan_core.config import Config
+from ddgan_core.diffusion import DiffusionProcess
+from ddgan_core.sampling import chain_levels, sample_chain
+from ddgan_core.schedule import schedule_from_config
+
+RNG_KEY = "rng.torch_generator"
+
+
+class TorchTrainer:
+    """Networks, optimisers and the step of one DDGAN run on one device (one rank)."""
+
+    def __init__(self, config: Config, device: torch.device, dist: Distributed | None = None) -> None:
+        self.config, self.device = config, device
+        self.dist = dist or Distributed.single()
+        train = config.train
+        torch.manual_seed(train.seed)  # identical initial weights on every rank
+        self.generator = build_generator(config).to(device)
+        self.discriminator = build_discriminator(config).to(device)
+        self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
+        fused = device.type == "cuda"
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2), fused=fused)
+        self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=train.lr_d, betas=(train.beta1, train.beta2), fused=fused)
+        self.rng = torch.Generator(device=device)
+        self.rng.manual_seed(train.seed * 1_000_003 + self.dist.rank)
+        self.ops = TorchOps(self.rng)
+        self.schedule = schedule_from_config(config.diffusion)
+        self.process = DiffusionProcess(self.schedule, self.ops)
+        self.autocast = config.train.precision == "bf16"
+        self._last_r1 = torch.zeros((), device=device)
+
+    # --- the step -------------------------------------------------------------------------
+    def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
+        for group in self.opt_g.param_groups:
+            group["lr"] = lr_g
+        for group in self.opt_d.param_groups:
+            group["lr"] = lr_d
+
+    def _labels(self, n: int) -> torch.Tensor:
+        return torch.randint(0, self.schedule.timesteps, (n,), generator=self.rng, device=self.device)
+
+    def _latent(self, n: int) -> torch.Tensor:
+        return torch.randn((n, self.config.generator.nz), generator=self.rng, device=self.device)
+
+    def _fake(self, x0: torch.Tensor, label: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
+        """x_k' ~ q(x_k | x_{k+1}, x_0 = G(x_{k+1}, z, k))."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            x0_pred = self.generator(x_next, label, self._latent(len(x0))).float()
+        return self.process.posterior_sample(x0_pred, x_next, label)
+
+    def _d(self, x_prev: torch.Tensor, x_next: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            return self.discriminator(x_prev, x_next, label).float()
+
+    def train_step(self, batch: np.ndarray, step: int) -> dict[str, Any]:
+        train = self.config.train
+        x0 = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        n = len(x0)
+        # D step: real pairs against detached fakes, R1 on real x_k every lazy_reg steps.
+        self.discriminator.requires_grad_(True)
+        label = self._labels(n)
+        x_k, x_next = self.process.real_pair(x0, label)
+        with_r1 = train.r1_gamma > 0 and losses.r1_due(step, train.lazy_reg)
+        x_k.requires_grad_(with_r1)
+        real_logits = self._d(x_k, x_next, label)
+        with torch.no_grad():
+            x_fake = self._fake(x0, label, x_next)
+        loss_d = losses.discriminator_loss(real_logits, self._d(x_fake, x_next, label), self.ops)
+        total_d = loss_d
+        if with_r1:
+            (grad,) = torch.autograd.grad(real_logits.sum(), x_k, create_graph=True)
+            self._last_r1 = losses.r1_penalty(grad, train.r1_gamma, self.ops)
+            total_d = loss_d + self._last_r1
+        self.opt_d.zero_grad(set_to_none=True)
+        total_d.backward()
+        self.dist.average_gradients(self.discriminator)
+        self.opt_d.step()
+        # G step: a fresh label, pair and latent; D frozen.
+        self.discriminator.requires_grad_(False)
+        label = self._labels(n)
+        x_k, x_next = self.process.real_pair(x0, label)
+        loss_g = losses.generator_loss(self._d(self._fake(x0, label, x_next), x_next, label), self.ops)
+        self.opt_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        self.dist.average_gradients(self.generator)
+        self.opt_g.step()
+        self._update_ema()
+        return {"loss_d": loss_d.detach(), "loss_g": loss_g.detach(), "r1": self._last_r1.detach()}
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        ema = list(self.generator_ema.parameters())
+        torch._foreach_lerp_(ema, [p.detach() for p in self.generator.parameters()], losses.ema_weight(self.config.train.ema_decay))
+
+    def read_scalars(self, values: dict[str, Any]) -> dict[str, float]:
+        stacked = torch.stack([values[k].float() for k in values]).cpu().tolist()
+        return self.dist.average_scalars(dict(zip(values, stacked)))
+
+    # --- sampling ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, seed: int) -> np.ndarray:
+        return sample_with(self.generator_ema, self.config, n, seed, self.device)
+
+    # --- checkpoint state --------------------------------------------------------------------
+    def optimizer_step(self) -> int:
+        states = list(self.opt_g.state.values())
+        return int(states[0]["step"]) if states else 0
+
+    def state(self) -> dict[str, np.ndarray]:
+        tensors = {}
+        for prefix, module in ((GENERATOR, self.generator), (GENERATOR_EMA, self.generator_ema), (DISCRIMINATOR, self.discriminator)):
+            tensors.update(_numpy_state(prefix, module))
+        for prefix, opt, module in (("optimizer_g", self.opt_g, self.generator), ("optimizer_d", self.opt_d, self.discriminator)):
+            for name, p in module.named_parameters():
+                state = opt.state.get(p)
+                if state:
+                    tensors[f"{prefix}.exp_avg.{name}"] = state["exp_avg"].detach().cpu().numpy()
+                    tensors[f"{prefix}.exp_avg_sq.{name}"] = state["exp_avg_sq"].detach().cpu().numpy()
+        tensors[RNG_KEY] = self.rng.get_state().cpu().numpy()
+        return tensors
+
+    def load_state(self, checkpoint: Checkpoint) -> None:
+        """Restore networks, Adam moments and the random generator from a checkpoint."""
+        for prefix, module in ((GENERATOR, self.generator), (GENERATOR_EMA, self.generator_ema), (DISCRIMINATOR, self.discriminator)):
+            load_module(module, checkpoint, prefix)
+        step = int(checkpoint.extra.get("optimizer_step", 0))
+        for prefix, opt, module in (("optimizer_g", self.opt_g, self.generator), ("optimizer_d", self.opt_d, self.discriminator)):
+            for name, p in module.named_parameters():
+                key = f"{prefix}.exp_avg.{name}"
+                if key in checkpoint.tensors:
+                    opt.state[p] = {
+                        "step": torch.tensor(float(step)),
+                        "exp_avg": torch.from_numpy(checkpoint.tensors[key]).to(self.device),
+                        "exp_avg_sq": torch.from_numpy(checkpoint.tensors[f"{prefix}.exp_avg_sq.{name}"]).to(self.device),
+                    }
+        if RNG_KEY in checkpoint.tensors:
+            self.rng.set_state(torch.from_numpy(checkpoint.tensors[RNG_KEY].copy()))
+
+
+def _numpy_state(prefix: str, module: torch.nn.Module) -> dict[str, np.ndarray]:
+    return {f"{prefix}.{name}": t.detach().float().cpu().contiguous().numpy() for name, t in module.state_dict().items()}
+
+
+def load_module(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) -> None:
+    """Load `prefix.*` weights into `module`, refusing another architecture with a one-line error."""
+    found = checkpoint.section(prefix)
+    expected = {name: tuple(t.shape) for name, t in module.state_dict().items()}
+    check_weights_match(checkpoint.path, expected, found, prefix.replace("_", " "))
+    device = next(module.parameters()).device
+    module.load_state_dict({name: torch.from_numpy(value).to(device) for name, value in found.items()})
+
+
+@torch.no_grad()
+def sample_with(
+    generator: torch.nn.Module, config: Config, n: int, seed: int, device: torch.device,
+    steps: int | None = None, return_trajectory: bool = False, batch_size: int = 1000,
+):
+    """n samples (network units) through the core's chain over `steps` levels; optionally the trajectory."""
+    schedule = schedule_from_config(config.diffusion)
+    levels = chain_levels(schedule.timesteps, steps)
+    rng = torch.Generator(device=device)
+    rng.manual_seed(seed)
+    ops = TorchOps(rng)
+    g = config.generator
+    shape = (g.data_dim,) if g.kind == "mlp" else (g.channels, g.image_size, g.image_size)
+    outputs, trajectories = [], []
+    for start in range(0, n, batch_size):
+        m = min(batch_size, n - start)
+
+        def predict_x0(x_t: torch.Tensor, label: int) -> torch.Tensor:
+            labels = torch.full((m,), label, dtype=torch.long, device=device)
+            return generator(x_t, labels, torch.randn((m, g.nz), generator=rng, device=device))
+
+        x_T = torch.randn((m, *shape), generator=rng, device=device)
+        result = sample_chain(predict_x0, x_T, schedule, ops, levels, return_trajectory)
+        if return_trajectory:
+            x0, trajectory = result
+            trajectories.append(torch.stack(trajectory).cpu().numpy())
+        else:
+            x0 = result
+        outputs.append(x0.float().cpu().numpy())
+    samples = np.concatenate(outputs)
+    return (samples, np.concatenate(trajectories, axis=1)) if return_trajectory else samples

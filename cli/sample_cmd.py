@@ -1,0 +1,41 @@
+"""`ddgan sample`: draw from a run's EMA generator with K <= T steps."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+from cli.app import app
+from cli.backend_loader import load_backend
+from ddgan_core.datasets import load_dataset
+from ddgan_core.errors import DDGANError
+from ddgan_core.sample_output import check_output_path, write_samples
+from ddgan_core.session import resolve_checkpoint
+
+
+@app.command()
+def sample(
+    run: Optional[pathlib.Path] = typer.Option(None, "--run", help="Run directory (default: the newest under ./runs)."),
+    checkpoint: Optional[pathlib.Path] = typer.Option(None, "--checkpoint", help="A checkpoint file instead of a run."),
+    steps: Optional[int] = typer.Option(None, "--steps", "-k", help="Denoising steps K, 1 <= K <= T (default T)."),
+    n: int = typer.Option(64, "-n", "--num", help="Number of samples."),
+    out: pathlib.Path = typer.Option(pathlib.Path("samples.png"), "--out", "-o", help="A .png picture or .npz arrays."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    trajectory: bool = typer.Option(False, "--trajectory", help="Also store every level x_T..x_0 (.npz)."),
+    backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+) -> None:
+    """Sample from a trained generator (EMA weights) through the core's reverse chain."""
+    if n < 1:
+        raise DDGANError(f"-n must be at least 1, got {n}")
+    check_output_path(out)
+    if trajectory and out.suffix.lower() != ".npz":
+        raise DDGANError("--trajectory needs an .npz --out")
+    module = load_backend(backend)
+    samples, path, config = module.sample(resolve_checkpoint(run, checkpoint), n, steps, seed, device=device, trajectory=trajectory)
+    mixture = load_dataset(config.data.dataset, config.data.data_dir).mixture if samples.ndim == 2 else None
+    write_samples(out, samples, config, path, mixture)
+    Console().print(f"wrote {len(samples)} samples to {out}")

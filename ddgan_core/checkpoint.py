@@ -1,0 +1,108 @@
+"""The checkpoint format shared by every backend (DESIGN 6).
+
+One safetensors file holds float32 NCHW tensors under backend-neutral names, written atomically
+(temporary file, then rename), with the step, the configuration and the format in its metadata:
+- `generator.<param>`, `generator_ema.<param>`, `discriminator.<param>`: network weights;
+- `optimizer_g.exp_avg.<param>`, `optimizer_g.exp_avg_sq.<param>` (and `optimizer_d.`): Adam moments,
+  with the shared Adam step count in the metadata (`optimizer_step`);
+- `rng.<name>`: backend random-generator states (uint8), for bit-reproducible resume.
+A generator trained with one backend therefore samples with the other.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import tempfile
+
+import numpy as np
+
+from ddgan_core.config import Config, ConfigError
+from ddgan_core.errors import DDGANError
+
+FORMAT = "ddgan-checkpoint-v1"
+GENERATOR, GENERATOR_EMA, DISCRIMINATOR = "generator", "generator_ema", "discriminator"
+
+
+class CheckpointError(DDGANError):
+    """A checkpoint that is missing, unreadable, truncated, or of another architecture."""
+
+
+def save_checkpoint(
+    path: str | os.PathLike, tensors: dict[str, np.ndarray], *, step: int, config: Config, extra: dict | None = None
+) -> pathlib.Path:
+    """Write tensors and metadata to `path` atomically: readers never see a partial file."""
+    from safetensors.numpy import save_file
+
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {"format": FORMAT, "step": str(int(step)), "config": config.to_json()}
+    metadata.update({key: json.dumps(value) for key, value in (extra or {}).items()})
+    contiguous = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
+    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        save_file(contiguous, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+class Checkpoint:
+    """A loaded checkpoint: tensors, step, configuration and extra metadata."""
+
+    def __init__(self, path: pathlib.Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+        self.path = path
+        self.tensors = tensors
+        self.step = int(metadata["step"])
+        try:
+            self.config = Config.from_json(metadata["config"])
+        except (ConfigError, ValueError, KeyError) as exc:
+            raise CheckpointError(f"{path}: its configuration cannot be read ({exc})") from None
+        self.extra = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "step", "config")}
+
+    def section(self, prefix: str) -> dict[str, np.ndarray]:
+        """The tensors under `prefix.`, with the prefix removed (e.g. the EMA generator's weights)."""
+        head = prefix + "."
+        found = {name[len(head):]: value for name, value in self.tensors.items() if name.startswith(head)}
+        if not found:
+            raise CheckpointError(f"{self.path}: holds no '{prefix}' tensors")
+        return found
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint, or raise CheckpointError with a one-line reason."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        tensors = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {reason})") from None
+    if metadata.get("format") != FORMAT or "step" not in metadata or "config" not in metadata:
+        raise CheckpointError(f"{path}: not a ddgan checkpoint (format {metadata.get('format')!r})")
+    return Checkpoint(path, tensors, metadata)
+
+
+def check_weights_match(path: pathlib.Path, expected: dict[str, tuple[int, ...]], found: dict[str, np.ndarray], what: str) -> None:
+    """Refuse weights whose names or shapes differ from the network being built (another architecture)."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(n for n in set(expected) & set(found) if tuple(found[n].shape) != tuple(expected[n]))
+    if missing or unexpected or wrong:
+        detail = (f"{len(missing)} missing" if missing else "") + (f", {len(unexpected)} unexpected" if unexpected else "")
+        if wrong:
+            name = wrong[0]
+            detail += f", shape of {name} is {tuple(found[name].shape)} not {tuple(expected[name])}"
+        raise CheckpointError(f"{path}: its {what} is of another architecture ({detail.strip(', ')})")

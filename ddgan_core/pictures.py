@@ -1,0 +1,74 @@
+"""Pictures of samples: image grids (Pillow) and scatter plots of point data (matplotlib)."""
+
+from __future__ import annotations
+
+import math
+import pathlib
+
+import numpy as np
+
+from ddgan_core.mixture import GaussianMixture
+
+
+def to_uint8_images(images: np.ndarray) -> np.ndarray:
+    """NCHW floats in [-1, 1] -> NHWC uint8 (values outside are clipped)."""
+    images = np.clip((np.asarray(images, dtype=np.float32) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    return images.transpose(0, 2, 3, 1)
+
+
+def image_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+    """Tile NCHW images in [-1, 1] into one HWC uint8 array, `nrow` images per row (square by default)."""
+    tiles = to_uint8_images(images)
+    n, h, w, c = tiles.shape
+    nrow = nrow or math.ceil(math.sqrt(n))
+    ncol = math.ceil(n / nrow)
+    grid = np.full((ncol * (h + padding) + padding, nrow * (w + padding) + padding, c), 255, dtype=np.uint8)
+    for i, tile in enumerate(tiles):
+        r, q = divmod(i, nrow)
+        top, left = padding + r * (h + padding), padding + q * (w + padding)
+        grid[top : top + h, left : left + w] = tile
+    return grid
+
+
+def save_image_grid(images: np.ndarray, path: str | pathlib.Path, nrow: int | None = None) -> pathlib.Path:
+    from PIL import Image
+
+    grid = image_grid(images, nrow)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)
+    return path
+
+
+def save_point_plot(
+    points: np.ndarray, path: str | pathlib.Path, title: str, mixture: GaussianMixture | None = None
+) -> pathlib.Path:
+    """Scatter (2-D) or histogram (1-D) of samples, over the data's mixture where known."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = np.asarray(points, dtype=np.float64).reshape(len(points), -1)
+    fig, ax = plt.subplots(figsize=(6, 6) if points.shape[1] >= 2 else (8, 4))
+    if points.shape[1] == 1:
+        ax.hist(points[:, 0], bins=200, density=True, alpha=0.6, label="samples")
+        if mixture is not None:
+            xs = np.linspace(points.min() - 1, points.max() + 1, 2000)
+            ax.plot(xs, mixture.prob(xs), color="black", lw=1.5, label="data density")
+        ax.set_xlabel("x")
+        ax.set_ylabel("density")
+    else:
+        ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5, label="samples")
+        if mixture is not None:
+            ax.scatter(mixture.means[:, 0], mixture.means[:, 1], marker="x", color="red", s=40, label="mode centres")
+        ax.set_aspect("equal")
+        ax.set_xlabel("x1")
+        ax.set_ylabel("x2")
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize=8)
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,100 @@
+"""Run directories (DESIGN 6): config.json, metrics.jsonl, checkpoints/, samples/.
+
+A run directory is never overwritten: training refuses a non-empty one unless it resumes it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import pathlib
+import platform
+import sys
+
+from ddgan_core.config import Config
+from ddgan_core.errors import DDGANError
+
+RUNS_ROOT = pathlib.Path("runs")
+
+
+class RunDirError(DDGANError):
+    """A run directory that is missing, or exists when it must not."""
+
+
+class RunDir:
+    """Paths and files of one training run."""
+
+    def __init__(self, path: str | pathlib.Path) -> None:
+        self.path = pathlib.Path(path)
+
+    @property
+    def config_path(self) -> pathlib.Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics_path(self) -> pathlib.Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def checkpoints(self) -> pathlib.Path:
+        return self.path / "checkpoints"
+
+    @property
+    def samples(self) -> pathlib.Path:
+        return self.path / "samples"
+
+    @property
+    def last_checkpoint(self) -> pathlib.Path:
+        return self.checkpoints / "last.safetensors"
+
+    def step_checkpoint(self, step: int) -> pathlib.Path:
+        return self.checkpoints / f"step-{step:07d}.safetensors"
+
+    @classmethod
+    def create(cls, path: str | pathlib.Path, config: Config, backend: str, versions: dict[str, str]) -> "RunDir":
+        """Start a new run; refuses a directory that exists and is not empty."""
+        run = cls(path)
+        if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+            raise RunDirError(f"run directory {run.path} exists and is not empty: use --resume or another --out")
+        run.checkpoints.mkdir(parents=True, exist_ok=True)
+        run.samples.mkdir(parents=True, exist_ok=True)
+        record = {
+            "config": config.to_dict(),
+            "backend": backend,
+            "versions": {"python": sys.version.split()[0], "platform": platform.platform(), **versions},
+            "created": datetime.datetime.now().isoformat(timespec="seconds"),
+        }
+        run.config_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        return run
+
+    @classmethod
+    def existing(cls, path: str | pathlib.Path) -> "RunDir":
+        run = cls(path)
+        if not run.config_path.is_file():
+            raise RunDirError(f"{run.path} is not a run directory (no config.json)")
+        return run
+
+    def config(self) -> Config:
+        return Config.from_dict(json.loads(self.config_path.read_text())["config"])
+
+    def log(self, record: dict) -> None:
+        with self.metrics_path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+    def read_metrics(self) -> list[dict]:
+        if not self.metrics_path.exists():
+            return []
+        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+
+
+def default_run_path(config: Config, root: pathlib.Path = RUNS_ROOT) -> pathlib.Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return root / f"{config.data.dataset}-{config.preset}-{stamp}"
+
+
+def newest_run(root: pathlib.Path = RUNS_ROOT) -> RunDir:
+    """The most recently created run under `root` (by config.json time)."""
+    candidates = sorted(root.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not candidates:
+        raise RunDirError(f"no runs under {root}/: train one first, or pass --run DIR or --checkpoint FILE")
+    return RunDir(candidates[-1].parent)

@@ -1,0 +1,84 @@
+"""Starting, resuming and sampling a run: the orchestration every backend shares.
+
+The order is chosen so that bad input never leaves anything behind: the data is loaded and the
+configuration resolved before a run directory is created, and an existing run is only ever
+appended to with --resume.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Callable, Protocol
+
+from ddgan_core.checkpoint import Checkpoint, load_checkpoint
+from ddgan_core.config import Config, fit_to_data
+from ddgan_core.datasets import Dataset, batch_stream, load_dataset
+from ddgan_core.errors import DDGANError
+from ddgan_core.rundir import RunDir, default_run_path, newest_run
+from ddgan_core.training_loop import BackendTrainer, run_training
+
+
+class ResumableTrainer(BackendTrainer, Protocol):
+    def load_state(self, checkpoint: Checkpoint) -> None: ...
+
+
+def resolve_checkpoint(run: pathlib.Path | None, checkpoint: pathlib.Path | None) -> pathlib.Path:
+    """The checkpoint `ddgan sample` reads: --checkpoint, else --run's last, else the newest run's."""
+    if run is not None and checkpoint is not None:
+        raise DDGANError("pass either --run or --checkpoint, not both")
+    if checkpoint is not None:
+        return checkpoint
+    return (RunDir.existing(run) if run is not None else newest_run()).last_checkpoint
+
+
+def load_training_data(config: Config) -> tuple[Config, Dataset]:
+    dataset = load_dataset(
+        config.data.dataset, config.data.data_dir, resolution=config.data.resolution, seed=config.train.seed
+    )
+    return fit_to_data(config, dataset.shape), dataset
+
+
+def train_session(
+    config: Config,
+    make_trainer: Callable[[Config], ResumableTrainer],
+    *,
+    backend: str,
+    versions: dict[str, str],
+    out: pathlib.Path | None = None,
+    resume: bool = False,
+    iterations: int | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    per_rank_batch: int | None = None,
+    stop_at: int | None = None,
+    show_progress: bool = True,
+) -> RunDir:
+    """Train a new run (or resume one) to its configured iterations; returns its directory."""
+    if world_size > 1 and out is None:
+        raise DDGANError("multi-process training needs an explicit --out RUN_DIR shared by every process")
+    checkpoint = None
+    if resume:
+        run = RunDir.existing(out if out is not None else newest_run().path)
+        checkpoint = load_checkpoint(run.last_checkpoint)
+        config = checkpoint.config
+        if iterations is not None:
+            config = dataclasses.replace(config, train=dataclasses.replace(config.train, iterations=iterations))
+        if checkpoint.step >= config.train.iterations:
+            raise DDGANError(f"{run.path} already trained {checkpoint.step} of {config.train.iterations} iterations: "
+                             "pass --iterations N to train further")
+    config, dataset = load_training_data(config)
+    if not resume:
+        path = out if out is not None else default_run_path(config)
+        run = RunDir.create(path, config, backend, versions) if rank == 0 else RunDir(path)
+    trainer = make_trainer(config)
+    if checkpoint is not None:
+        trainer.load_state(checkpoint)
+    start = checkpoint.step if checkpoint is not None else 0
+    batch = per_rank_batch if per_rank_batch is not None else config.train.batch_size
+    stream = batch_stream(dataset, batch, seed=config.train.seed, rank=rank, world_size=world_size,
+                          start_step=start, random_flip=config.data.random_flip)
+    run_training(trainer, config, run if rank == 0 else None, stream, start_step=start, stop_at=stop_at,
+                 world_size=world_size, mixture=dataset.mixture, is_image=dataset.is_image,
+                 show_progress=show_progress)
+    return run
