@@ -1,0 +1,168 @@
+"""Any folder tree of PNG/JPEG/WebP images (CelebA-HQ, LSUN exports...), as square RGB images.
+
+Every image is centre-cropped and resized to the requested resolution once; the decoded uint8
+array is cached as `.npy` under `<folder>/.ddgan_cache/`, keyed by the resolution and the
+listing (paths, sizes, modification times), and memory-mapped afterwards, so later runs and
+epochs never decode again and large sets need not fit in memory. Files that cannot be read as
+images are skipped and counted in one warning, not fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ddgan_core.datasets.base import (
+    DatasetError,
+    DatasetSpec,
+    DatasetWarning,
+    ImageDataset,
+    check_resolution,
+    check_split,
+    fit_square,
+)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+CACHE_DIR = ".ddgan_cache"
+_COPY_ROWS = 1024  # rows per chunk when compacting a memory-mapped cache
+
+
+def load(data_dir: Path, *, resolution: int, split: str, download: bool, seed: int) -> ImageDataset:
+    """All readable images under `data_dir`, in sorted path order; `download` and `seed` are unused."""
+    check_split("imagefolder", split)
+    if split != "train":
+        raise DatasetError("an image folder has no test split: point --data-dir at a held-out folder instead")
+    check_resolution("imagefolder", resolution)
+    if not data_dir.is_dir():
+        raise DatasetError(f"image folder {data_dir} does not exist")
+    files = list_images(data_dir)
+    if not files:
+        raise DatasetError(f"no images ({' '.join(IMAGE_SUFFIXES)}) under {data_dir}")
+    cache = data_dir / CACHE_DIR / f"imagefolder-{resolution}px-{_listing_key(data_dir, files)}.npy"
+    record = cache.with_suffix(".json")
+    if cache.is_file() and record.is_file():
+        images = np.load(cache, mmap_mode="r")
+        unreadable = json.loads(record.read_text())["unreadable"]
+    else:
+        images, unreadable = _decode_and_cache(files, resolution, cache, record)
+    if unreadable:
+        warnings.warn(
+            f"{len(unreadable)} of {len(files)} files under {data_dir} are not readable images and were "
+            f"skipped (first: {unreadable[0]})",
+            DatasetWarning,
+            stacklevel=3,
+        )
+    return ImageDataset("imagefolder", images)
+
+
+def list_images(root: Path) -> list[Path]:
+    """Image files under `root` by suffix, sorted; hidden folders (such as the cache) are skipped."""
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        found.extend(Path(folder) / n for n in sorted(names) if n.lower().endswith(IMAGE_SUFFIXES))
+    return found
+
+
+def decode_image(path: Path, resolution: int) -> np.ndarray | None:
+    """One image as uint8 (3, resolution, resolution), or None if it cannot be read."""
+    try:
+        with Image.open(path) as image:
+            image.draft("RGB", (resolution, resolution))  # JPEG: decode at a reduced scale >= target
+            return fit_square(image.convert("RGB"), resolution).transpose(2, 0, 1)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def _decode_and_cache(files: list[Path], resolution: int, cache: Path, record: Path) -> tuple[np.ndarray, list[str]]:
+    """Decode every file (threads: Pillow releases the GIL) straight into a memory-mapped staging
+    file, or into memory if the cache cannot be written. Nothing is kept if no file is readable."""
+    root = cache.parent.parent
+    shape = (len(files), 3, resolution, resolution)
+    made_cache_dir = not cache.parent.exists()
+    staging: Path | None = cache.with_name(f"{cache.stem}.{os.getpid()}.partial.npy")  # per process: ranks may race
+    try:
+        cache.parent.mkdir(exist_ok=True)
+        images = np.lib.format.open_memmap(staging, mode="w+", dtype=np.uint8, shape=shape)
+    except OSError as exc:
+        warnings.warn(f"cannot write the image cache in {cache.parent} ({exc}); decoding into memory", DatasetWarning, stacklevel=4)
+        staging, images = None, np.empty(shape, dtype=np.uint8)
+    good = np.ones(len(files), dtype=bool)
+    with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
+        for i, pixels in enumerate(pool.map(partial(decode_image, resolution=resolution), files)):
+            if pixels is None:
+                good[i] = False
+            else:
+                images[i] = pixels
+    unreadable = [str(f.relative_to(root)) for f, ok in zip(files, good) if not ok]
+    if staging is None:
+        if not good.any():
+            raise DatasetError(f"none of the {len(files)} image files under {root} could be read")
+        return images[good], unreadable
+    del images  # flush and close the staging map before it is renamed, copied or removed
+    if not good.any():
+        staging.unlink()
+        if made_cache_dir:
+            cache.parent.rmdir()
+        raise DatasetError(f"none of the {len(files)} image files under {root} could be read")
+    if good.all():
+        os.replace(staging, cache)
+    else:
+        _compact(staging, np.flatnonzero(good), cache)
+    for stale in cache.parent.glob(f"imagefolder-{resolution}px-*"):
+        if stale not in (cache, record) and ".partial" not in stale.name:
+            stale.unlink()
+    record.write_text(json.dumps({"files": len(files), "unreadable": unreadable}))
+    return np.load(cache, mmap_mode="r"), unreadable
+
+
+def _compact(staging: Path, keep: np.ndarray, cache: Path) -> None:
+    """Copy the rows `keep` of the staging array into the final cache file, chunk by chunk."""
+    source = np.load(staging, mmap_mode="r")
+    target = np.lib.format.open_memmap(cache, mode="w+", dtype=np.uint8, shape=(len(keep), *source.shape[1:]))
+    for start in range(0, len(keep), _COPY_ROWS):
+        target[start : start + _COPY_ROWS] = source[keep[start : start + _COPY_ROWS]]
+    target.flush()
+    del source, target
+    staging.unlink()
+
+
+def _listing_key(root: Path, files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _where(data_dir: Path) -> str:
+    return f"{data_dir}/**/*{{{','.join(IMAGE_SUFFIXES)}}}"
+
+
+def _readiness(data_dir: Path) -> tuple[bool, str]:
+    if not data_dir.is_dir():
+        return False, "folder does not exist"
+    for folder, subfolders, names in os.walk(data_dir):
+        subfolders[:] = [d for d in subfolders if not d.startswith(".")]
+        if any(n.lower().endswith(IMAGE_SUFFIXES) for n in names):
+            cached = any((data_dir / CACHE_DIR).glob("imagefolder-*px-*.npy"))
+            return True, "images found" + (", decoded cache present" if cached else "")
+    return False, "no images in the folder"
+
+
+SPEC = DatasetSpec(
+    name="imagefolder",
+    summary="every PNG/JPEG/WebP under --data-dir, centre-cropped and resized to --resolution",
+    shape=lambda resolution: (3, resolution, resolution),
+    where=_where,
+    readiness=_readiness,
+    load=load,
+)

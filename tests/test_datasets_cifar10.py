@@ -1,0 +1,169 @@
+"""CIFAR-10 reader against a fabricated archive in the exact official format."""
+
+import contextlib
+import hashlib
+import io
+import os
+import tempfile
+import urllib.error
+import warnings
+
+import numpy as np
+import pytest
+
+from ddgan_core.datasets import DatasetError, DatasetWarning, cifar10, load_dataset
+from tests.dataset_fixtures import cifar_batch, rewrite_cifar_batch, write_cifar10
+
+
+@contextlib.contextmanager
+def _no_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DatasetWarning)
+        yield
+
+
+def _tree(root):
+    return sorted(p.relative_to(root) for p in root.rglob("*")) if root.exists() else None
+
+
+def _expected_images(rows):
+    """Independent decoding of the format: pixel (c, y, x) of an image is row[c*1024 + y*32 + x]."""
+    n = len(rows)
+    c, y, x = np.meshgrid(np.arange(3), np.arange(32), np.arange(32), indexing="ij")
+    return np.stack([rows[i][c * 1024 + y * 32 + x] for i in range(n)]).astype(np.float32) / 127.5 - 1
+
+
+@pytest.mark.parametrize("as_archive", [True, False], ids=["tar.gz", "folder"])
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_reads_both_forms_pixel_for_pixel(tmp_path, as_archive, split):
+    written = write_cifar10(tmp_path, archive=as_archive)
+    rows, labels = (written.train_rows, written.train_labels) if split == "train" else (written.test_rows, written.test_labels)
+    with pytest.warns(DatasetWarning, match="MD5") if as_archive else _no_warning():
+        ds = load_dataset("cifar10", tmp_path, split=split)
+    assert ds.shape == (3, 32, 32) and ds.is_image and len(ds) == len(rows)
+    got = ds.get(np.arange(len(ds)))
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, _expected_images(rows))
+    np.testing.assert_array_equal(ds.labels, labels)
+
+
+def test_channel_order_is_rgb(tmp_path):
+    write_cifar10(tmp_path, archive=False)
+    red = load_dataset("cifar10", tmp_path).get(np.array([0]))[0]
+    assert (red[0] == 1).all() and (red[1] == -1).all() and (red[2] == -1).all()
+
+
+def test_other_resolution_is_resized(tmp_path):
+    write_cifar10(tmp_path, archive=False)
+    ds = load_dataset("cifar10", tmp_path, resolution=16)
+    assert ds.shape == (3, 16, 16)
+    red = ds.get(np.array([0]))[0]  # a constant image stays constant under resampling
+    np.testing.assert_array_equal(red, np.stack([np.ones((16, 16)), -np.ones((16, 16)), -np.ones((16, 16))]))
+
+
+def test_missing_folder_says_where_to_put_the_archive(tmp_path):
+    with pytest.raises(DatasetError, match="cifar-10-python.tar.gz.*--download") as info:
+        load_dataset("cifar10", tmp_path / "nowhere")
+    assert "\n" not in str(info.value)
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_truncated_archive_is_refused(tmp_path):
+    write_cifar10(tmp_path)
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    before = _tree(tmp_path)
+    with pytest.warns(DatasetWarning, match="MD5"), pytest.raises(DatasetError, match="truncated or corrupt"):
+        load_dataset("cifar10", tmp_path)
+    assert _tree(tmp_path) == before
+
+
+def _bad_batches(n=4):
+    rows = np.zeros((n, 3072), np.uint8)
+    good = cifar_batch(rows, np.zeros(n, int), b"training batch 3 of 5")
+    wrong_key = {(b"images" if k == b"data" else k): v for k, v in good.items()}
+    return {
+        "wrong key": (wrong_key, "no key b'data'"),
+        "wrong shape": ({**good, b"data": np.zeros((n, 3071), np.uint8)}, r"shape \(N, 3072\)"),
+        "wrong dtype": ({**good, b"data": rows.astype(np.float32)}, "uint8"),
+        "labels out of range": ({**good, b"labels": [0, 1, 10, 2]}, r"0\.\.9"),
+        "label count": ({**good, b"labels": [0, 1]}, "must be 4 integers"),
+        "not a dict": ([rows], "not a dict"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_batches()))
+def test_bad_batch_is_refused_naming_the_file(tmp_path, case):
+    write_cifar10(tmp_path, archive=False)
+    batch, message = _bad_batches()[case]
+    rewrite_cifar_batch(tmp_path, "data_batch_3", batch)
+    before = _tree(tmp_path)
+    with pytest.raises(DatasetError, match=message) as info:
+        load_dataset("cifar10", tmp_path)
+    assert "data_batch_3" in str(info.value) and "\n" not in str(info.value)
+    assert _tree(tmp_path) == before
+
+
+def test_missing_batch_is_refused(tmp_path):
+    write_cifar10(tmp_path, archive=False)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_5").unlink()
+    with pytest.raises(DatasetError, match="lacks data_batch_5"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_pickle_that_would_run_code_is_refused(tmp_path):
+    write_cifar10(tmp_path, archive=False)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"cos\nsystem\n(S'true'\ntR.")
+    with pytest.raises(DatasetError, match="data_batch_1 is not a CIFAR-10 batch.*os.system"):
+        load_dataset("cifar10", tmp_path)
+
+
+def _offline(*args, **kwargs):
+    raise urllib.error.URLError("network unreachable")
+
+
+def _serving(payload):
+    def urlopen(url, timeout):
+        assert url == cifar10.URL
+        return io.BytesIO(payload)
+
+    return urlopen
+
+
+@pytest.fixture
+def private_tempdir(tmp_path, monkeypatch):
+    """Route the download's temporary file to a folder the test can inspect."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+def test_download_offline_says_where_to_put_the_archive(tmp_path, monkeypatch, private_tempdir):
+    monkeypatch.setattr(cifar10.urllib.request, "urlopen", _offline)
+    target = tmp_path / "data"
+    with pytest.raises(DatasetError, match=f"network unreachable.*{cifar10.URL}.*{target}"):
+        load_dataset("cifar10", target, download=True)
+    assert not target.exists() and not os.listdir(private_tempdir)
+
+
+def test_download_with_wrong_checksum_keeps_nothing(tmp_path, monkeypatch, private_tempdir):
+    write_cifar10(tmp_path / "source")
+    payload = (tmp_path / "source" / "cifar-10-python.tar.gz").read_bytes()
+    monkeypatch.setattr(cifar10.urllib.request, "urlopen", _serving(payload))
+    target = tmp_path / "data"
+    with pytest.raises(DatasetError, match=f"MD5 {hashlib.md5(payload).hexdigest()}, expected {cifar10.MD5}"):
+        load_dataset("cifar10", target, download=True)
+    assert not target.exists() and not os.listdir(private_tempdir)
+
+
+def test_download_with_published_checksum_is_kept_and_read(tmp_path, monkeypatch, private_tempdir):
+    written = write_cifar10(tmp_path / "source")
+    payload = (tmp_path / "source" / "cifar-10-python.tar.gz").read_bytes()
+    monkeypatch.setattr(cifar10.urllib.request, "urlopen", _serving(payload))
+    monkeypatch.setattr(cifar10, "MD5", hashlib.md5(payload).hexdigest())
+    target = tmp_path / "data"
+    ds = load_dataset("cifar10", target, download=True)
+    np.testing.assert_array_equal(ds.labels, written.train_labels)
+    assert (target / "cifar-10-python.tar.gz").read_bytes() == payload
+    assert not os.listdir(private_tempdir)

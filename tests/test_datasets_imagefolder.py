@@ -1,0 +1,111 @@
+"""Image folders: crop and resize, RGB conversion, unreadable files, the decoded cache."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ddgan_core.datasets import DatasetError, DatasetWarning, imagefolder, load_dataset
+
+GREEN = (0, 255, 0)
+
+
+def _banded(width, height, centre=GREEN):
+    """An image whose central square is `centre` and whose outer bands are red and blue."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:] = centre
+    band = (max(width, height) - min(width, height)) // 2
+    if width > height:
+        pixels[:, :band] = (255, 0, 0)
+        pixels[:, width - band :] = (0, 0, 255)
+    else:
+        pixels[:band] = (255, 0, 0)
+        pixels[height - band :] = (0, 0, 255)
+    return Image.fromarray(pixels)
+
+
+def _folder(root):
+    """Four readable images in three formats and modes, a broken 'png' and a text file."""
+    (root / "sub").mkdir(parents=True)
+    _banded(40, 20).save(root / "a_wide.png")
+    _banded(12, 36).save(root / "b_tall.webp", lossless=True)
+    Image.fromarray(np.full((16, 16), 200, np.uint8), mode="L").save(root / "c_grey.png")
+    Image.new("RGB", (64, 64), (10, 20, 30)).save(root / "sub" / "d_photo.JPG", quality=100)
+    (root / "sub" / "e_broken.png").write_bytes(b"this is not a png")
+    (root / "notes.txt").write_text("ignored: not an image suffix")
+
+
+def test_images_are_centre_cropped_resized_and_rgb(tmp_path):
+    _folder(tmp_path)
+    with pytest.warns(DatasetWarning, match=r"1 of 5 files .* skipped \(first: sub/e_broken.png\)"):
+        ds = load_dataset("imagefolder", tmp_path, resolution=8)
+    assert ds.shape == (3, 8, 8) and len(ds) == 4 and ds.labels is None
+    images = np.round((ds.get(np.arange(4)) + 1) * 127.5).astype(int)
+    green = np.array(GREEN)[:, None, None]
+    np.testing.assert_array_equal(images[0], np.broadcast_to(green, (3, 8, 8)))  # wide: bands cropped
+    np.testing.assert_array_equal(images[1], np.broadcast_to(green, (3, 8, 8)))  # tall: bands cropped
+    np.testing.assert_array_equal(images[2], np.full((3, 8, 8), 200))  # grey -> equal channels
+    assert np.abs(images[3] - np.array([10, 20, 30])[:, None, None]).max() <= 2  # JPEG, lossy
+
+
+def test_second_load_reads_the_cache_without_decoding(tmp_path, monkeypatch):
+    _folder(tmp_path)
+    with pytest.warns(DatasetWarning):
+        first = load_dataset("imagefolder", tmp_path, resolution=8).get(np.arange(4))
+    cached = sorted(p.name for p in (tmp_path / imagefolder.CACHE_DIR).iterdir())
+    assert len(cached) == 2 and cached[0].endswith(".json") and cached[1].endswith(".npy")
+
+    def no_decoding(path, resolution):
+        raise AssertionError("decoded again")
+
+    monkeypatch.setattr(imagefolder, "decode_image", no_decoding)
+    with pytest.warns(DatasetWarning, match="1 of 5"):  # the skipped file is still reported
+        second = load_dataset("imagefolder", tmp_path, resolution=8)
+    np.testing.assert_array_equal(second.get(np.arange(4)), first)
+
+
+def test_changed_folder_or_resolution_gets_a_fresh_cache(tmp_path):
+    _folder(tmp_path)
+    for resolution in (8, 4):
+        with pytest.warns(DatasetWarning):
+            load_dataset("imagefolder", tmp_path, resolution=resolution)
+    Image.new("RGB", (8, 8), (1, 2, 3)).save(tmp_path / "f_new.png")
+    with pytest.warns(DatasetWarning):
+        ds = load_dataset("imagefolder", tmp_path, resolution=8)
+    assert len(ds) == 5
+    names = sorted(p.name for p in (tmp_path / imagefolder.CACHE_DIR).glob("*.npy"))
+    assert len(names) == 2 and names[0].startswith("imagefolder-4px-") and names[1].startswith("imagefolder-8px-")
+
+
+def test_folder_without_images_is_refused_and_nothing_written(tmp_path):
+    (tmp_path / "notes.txt").write_text("no images here")
+    with pytest.raises(DatasetError, match="no images"):
+        load_dataset("imagefolder", tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_folder_of_only_unreadable_images_is_refused_and_nothing_written(tmp_path):
+    (tmp_path / "x.jpg").write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(DatasetError, match="none of the 1 image files"):
+        load_dataset("imagefolder", tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["x.jpg"]
+
+
+def test_missing_folder_and_test_split_are_refused(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        load_dataset("imagefolder", tmp_path / "missing")
+    with pytest.raises(DatasetError, match="no test split"):
+        load_dataset("imagefolder", tmp_path, split="test")
+
+
+def test_read_only_folder_decodes_into_memory(tmp_path, monkeypatch):
+    _folder(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(imagefolder.np.lib.format, "open_memmap", refuse)
+    with pytest.warns(DatasetWarning) as caught:
+        ds = load_dataset("imagefolder", tmp_path, resolution=8)
+    messages = " | ".join(str(w.message) for w in caught)
+    assert "cannot write the image cache" in messages and "1 of 5 files" in messages
+    assert len(ds) == 4 and not any((tmp_path / imagefolder.CACHE_DIR).glob("*.npy"))
