@@ -2,8 +2,8 @@
 
 From x_T ~ N(0, I), each step from level t to a lower level s asks the generator for
 x0' = G(x_t, z, t - 1) and draws x_s ~ q(x_s | x_t, x_0 = x0') (the generalised posterior).
-With all T levels this is the standard DDGAN chain; with a subset of levels (always from T to
-0) it samples with fewer network calls. The step into level 0 returns x0' itself.
+With all T levels this is the standard DDGAN chain; with a subset of levels (from T to 0) it
+samples with fewer network calls. The step into level 0 returns x0' itself.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ def chain_levels(timesteps: int, steps: int | None = None) -> list[int]:
 
 
 def validate_levels(levels: Sequence[int], timesteps: int) -> list[int]:
+    """At least two strictly decreasing levels within [0, T] (a full chain runs from T to 0)."""
     levels = [int(v) for v in levels]
-    if len(levels) < 2 or levels[0] != timesteps or levels[-1] != 0:
-        raise DDGANError(f"levels must run from T = {timesteps} down to 0, got {levels}")
+    if len(levels) < 2 or levels[0] > timesteps or levels[-1] < 0:
+        raise DDGANError(f"levels must be at least two, within [0, T = {timesteps}], got {levels}")
     if any(b >= a for a, b in zip(levels, levels[1:])):
         raise DDGANError(f"levels must be strictly decreasing, got {levels}")
     return levels
@@ -46,7 +47,11 @@ def sample_chain(
     levels: Sequence[int] | None = None,
     return_trajectory: bool = False,
 ) -> A | tuple[A, list[A]]:
-    """Run the reverse chain over `levels` (default: all). Returns x_0, or (x_0, [x_T, ..., x_0])."""
+    """Run the reverse chain from x_T (or from x at levels[0]) over `levels` (default: all T + 1).
+
+    Returns the last level's x, or (x, [x at each level]). Levels [t, t - 1] give one reverse step
+    from a given x_t: how the model's step distribution is compared with the true one.
+    """
     levels = validate_levels(chain_levels(schedule.timesteps) if levels is None else levels, schedule.timesteps)
     x = x_T
     trajectory = [x]

@@ -54,13 +54,22 @@ def test_chain_levels():
             chain_levels(4, bad)
 
 
+def test_one_step_from_a_given_level_is_the_true_denoising_distribution():
+    schedule = make_schedule(4)
+    oracle = MixtureOracle(TRIMODAL, schedule)
+    rng = np.random.default_rng(5)
+    x_t = np.full((N, 1), 0.3)
+    x_prev = sample_chain(lambda x, label: oracle.sample_x0(x, label + 1, rng), x_t, schedule, NumpyOps(rng), [2, 1])
+    assert _ks_to(oracle.denoising(x_t[0], 2), x_prev) < KS_LIMIT
+
+
 def test_labels_passed_to_the_generator_follow_the_index_convention():
     seen = []
     sample_chain(lambda x, label: seen.append(label) or x, np.zeros((2, 1)), make_schedule(4), NumpyOps(), [4, 2, 0])
     assert seen == [3, 1]  # from level t the generator is asked with step label t - 1
 
 
-@pytest.mark.parametrize("levels", [[3, 0], [4, 2], [4, 2, 2, 0], [4, 1, 2, 0]])
+@pytest.mark.parametrize("levels", [[5, 0], [4], [2, -1], [4, 2, 2, 0], [4, 1, 2, 0]])
 def test_invalid_level_lists_are_refused(levels):
     with pytest.raises(DDGANError, match="levels"):
         sample_chain(lambda x, label: x, np.zeros((2, 1)), make_schedule(4), NumpyOps(), levels)

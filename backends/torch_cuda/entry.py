@@ -15,7 +15,7 @@ from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.rundir import RunDir
 from ddgan_core.session import train_session
-from ddgan_core.training_loop import to_data_units
+from ddgan_core.training_loop import to_data_units, to_network_units
 
 BACKEND = "torch"
 
@@ -71,3 +71,14 @@ def sample(
     result = sample_with(generator, config, n, seed, dev, steps=steps, return_trajectory=trajectory)
     samples, path = result if trajectory else (result, None)
     return to_data_units(samples, config), (to_data_units(path, config) if path is not None else None), config
+
+
+def sample_step(
+    checkpoint_path: pathlib.Path, x_t: np.ndarray, level: int, seed: int, device: str | None = None,
+) -> np.ndarray:
+    """One reverse step from the given x_t (data units, shape (N, ...)) at `level`: draws of x_{level-1}."""
+    dev = pick_device(device)
+    generator, config = load_ema_generator(checkpoint_path, dev)
+    start = to_network_units(np.asarray(x_t, dtype=np.float32), config)
+    drawn = sample_with(generator, config, len(start), seed, dev, levels=[level, level - 1], x_start=start)
+    return to_data_units(drawn, config)

@@ -172,10 +172,15 @@ def load_module(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) ->
 def sample_with(
     generator: torch.nn.Module, config: Config, n: int, seed: int, device: torch.device,
     steps: int | None = None, return_trajectory: bool = False, batch_size: int = 1000,
+    levels: list[int] | None = None, x_start: np.ndarray | None = None,
 ):
-    """n samples (network units) through the core's chain over `steps` levels; optionally the trajectory."""
+    """n samples (network units) through the core's chain, optionally with the trajectory.
+
+    By default the chain runs from x_T ~ N(0, I) over `steps` evenly spread levels; `levels` and
+    `x_start` (n starting points at levels[0]) run any part of it, e.g. one step from a given x_t.
+    """
     schedule = schedule_from_config(config.diffusion)
-    levels = chain_levels(schedule.timesteps, steps)
+    levels = chain_levels(schedule.timesteps, steps) if levels is None else levels
     rng = torch.Generator(device=device)
     rng.manual_seed(seed)
     ops = TorchOps(rng)
@@ -189,13 +194,16 @@ def sample_with(
             labels = torch.full((m,), label, dtype=torch.long, device=device)
             return generator(x_t, labels, torch.randn((m, g.nz), generator=rng, device=device))
 
-        x_T = torch.randn((m, *shape), generator=rng, device=device)
-        result = sample_chain(predict_x0, x_T, schedule, ops, levels, return_trajectory)
+        if x_start is None:
+            x = torch.randn((m, *shape), generator=rng, device=device)
+        else:
+            x = torch.as_tensor(x_start[start : start + m], dtype=torch.float32, device=device)
+        result = sample_chain(predict_x0, x, schedule, ops, levels, return_trajectory)
         if return_trajectory:
-            x0, trajectory = result
+            x, trajectory = result
             trajectories.append(torch.stack(trajectory).cpu().numpy())
         else:
-            x0 = result
-        outputs.append(x0.float().cpu().numpy())
+            x = result
+        outputs.append(x.float().cpu().numpy())
     samples = np.concatenate(outputs)
     return (samples, np.concatenate(trajectories, axis=1)) if return_trajectory else samples
