@@ -93,7 +93,10 @@ def _decode_and_cache(files: list[Path], resolution: int, cache: Path, record: P
         cache.parent.mkdir(exist_ok=True)
         images = np.lib.format.open_memmap(staging, mode="w+", dtype=np.uint8, shape=shape)
     except OSError as exc:
-        warnings.warn(f"cannot write the image cache in {cache.parent} ({exc}); decoding into memory", DatasetWarning, stacklevel=4)
+        if made_cache_dir and cache.parent.is_dir():
+            cache.parent.rmdir()
+        message = f"cannot write the image cache in {cache.parent} ({exc}); decoding into memory"
+        warnings.warn(message, DatasetWarning, stacklevel=4)
         staging, images = None, np.empty(shape, dtype=np.uint8)
     good = np.ones(len(files), dtype=bool)
     with ThreadPoolExecutor(max_workers=os.cpu_count()) as pool:
