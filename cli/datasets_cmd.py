@@ -16,7 +16,7 @@ from ddgan_core.datasets import dataset_statuses
 @app.command("datasets")
 def datasets(
     data_dir: Path = typer.Option(Path("./data"), "--data-dir", help="Folder the datasets are read from."),
-    resolution: int = typer.Option(32, "--resolution", help="Image side the image datasets are served at."),
+    resolution: int = typer.Option(32, "--resolution", min=1, help="Image side the image datasets are served at."),
 ) -> None:
     """List every dataset with its shape, where it looks under --data-dir and whether it is ready here."""
     table = Table(title=f"datasets under {data_dir} (images at {resolution} x {resolution})")

@@ -57,3 +57,8 @@ def test_datasets_command_prints_every_dataset_and_its_readiness(tmp_path):
 def test_bad_seed_is_refused(seed):
     with pytest.raises(DatasetError, match="non-negative integer"):
         load_dataset("grid25", seed=seed)
+
+
+def test_datasets_command_refuses_a_bad_resolution():
+    result = runner.invoke(app, ["datasets", "--resolution", "0"])
+    assert result.exit_code == 2 and "resolution" in result.output
