@@ -1,0 +1,52 @@
+"""MLP generator and discriminator for point data (the paper's toy experiment, DESIGN 3).
+
+Both read the step label k through a fixed sinusoidal embedding concatenated to their inputs and
+use LeakyReLU(0.2) between layers (the usual GAN choice; it keeps gradients for negative inputs).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from backends.torch_cuda.networks.layers import sinusoidal_embedding
+
+NEGATIVE_SLOPE = 0.2
+GENERATOR_TIME_DIM = 32  # width of G's step-label embedding (GeneratorConfig has no field for it)
+
+
+def _mlp(widths: list[int]) -> nn.ModuleList:
+    return nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+
+
+def _run(layers: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:
+    for layer in layers[:-1]:
+        h = F.leaky_relu(layer(h), NEGATIVE_SLOPE)
+    return layers[-1](h)
+
+
+class MLPGenerator(nn.Module):
+    """G(x_t (N, D), t (N,), z (N, nz)) -> x_0 prediction (N, D): concat(x_t, z, emb(t)), `layers`
+    hidden layers of width `hidden`, linear output (no squashing: point data is unbounded)."""
+
+    def __init__(self, data_dim: int, nz: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.layers = _mlp([data_dim + nz + GENERATOR_TIME_DIM] + [hidden] * layers + [data_dim])
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return _run(self.layers, torch.cat([x, z, sinusoidal_embedding(t, GENERATOR_TIME_DIM)], dim=1))
+
+
+class MLPDiscriminator(nn.Module):
+    """D(x_prev (N, D), x_t (N, D), t (N,)) -> logits (N,): concat(x_prev, x_t, emb(t)), `layers`
+    hidden layers of width `hidden`, one linear logit."""
+
+    def __init__(self, data_dim: int, t_emb_dim: int, hidden: int, layers: int) -> None:
+        super().__init__()
+        self.t_emb_dim = t_emb_dim
+        self.layers = _mlp([2 * data_dim + t_emb_dim] + [hidden] * layers + [1])
+
+    def forward(self, x_prev: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        h = torch.cat([x_prev, x_t, sinusoidal_embedding(t, self.t_emb_dim)], dim=1)
+        return _run(self.layers, h).squeeze(1)
