@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 from rich.console import Console
 from rich.markup import escape
@@ -29,8 +30,13 @@ for _module in COMMAND_MODULES:
     importlib.import_module(_module)
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {message}\n"
+
+
 def app() -> None:
     """Run the CLI, turning project errors into one-line messages."""
+    warnings.formatwarning = _one_line_warning
     try:
         _typer_app()
     except DDGANError as exc:

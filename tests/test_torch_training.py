@@ -1,0 +1,175 @@
+"""The PyTorch backend's training loop, checkpoints, resume and sampling, on CPU."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from backends.torch_cuda import entry  # noqa: E402
+from backends.torch_cuda.networks import build_generator  # noqa: E402
+from ddgan_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from ddgan_core.config import apply_overrides, preset  # noqa: E402
+from tests.dataset_fixtures import write_cifar10  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cifar_dir(tmp_path_factory) -> pathlib.Path:
+    data = tmp_path_factory.mktemp("cifar")
+    write_cifar10(data, per_batch=4, archive=False)
+    return data
+
+
+def tiny_config(cifar_dir: pathlib.Path, **train):
+    config = apply_overrides(preset("tiny"), [f"data.data_dir={cifar_dir}", "batch_size=4", "lazy_reg=2"])
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **train))
+
+
+def toy_config(**train):
+    config = apply_overrides(preset("toy2d"), ["generator.hidden=32", "discriminator.hidden=32", "batch_size=16", "lazy_reg=2"])
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, **train))
+
+
+def test_one_tiny_iteration_on_cifar_shaped_data(cifar_dir, tmp_path):
+    config = tiny_config(cifar_dir, iterations=1, log_every=1)
+    run = entry.train(config, tmp_path / "run", False, device="cpu", show_progress=False)
+    record = json.loads(run.metrics_path.read_text().splitlines()[-1])
+    assert all(np.isfinite(record[k]) for k in ("loss_d", "loss_g", "r1"))
+    assert record["r1"] > 0  # step 0 is an R1 step
+    checkpoint = load_checkpoint(run.last_checkpoint)
+    assert checkpoint.step == 1 and checkpoint.config.generator.image_size == 16
+    torch.manual_seed(config.train.seed)
+    initial = {k: v.numpy() for k, v in build_generator(checkpoint.config).state_dict().items()}
+    trained = checkpoint.section("generator")
+    assert any(not np.array_equal(initial[k], trained[k]) for k in initial), "no generator weight changed"
+    assert (run.samples / "step-0000001.png").exists()
+
+
+def test_resume_equals_an_uninterrupted_run(cifar_dir, tmp_path):
+    config = tiny_config(cifar_dir, iterations=4, checkpoint_every=2, log_every=1)
+    whole = entry.train(config, tmp_path / "whole", False, device="cpu", show_progress=False)
+    entry.train(config, tmp_path / "split", False, device="cpu", stop_at=2, show_progress=False)
+    assert load_checkpoint(tmp_path / "split/checkpoints/last.safetensors").step == 2
+    split = entry.train(config, tmp_path / "split", True, device="cpu", show_progress=False)
+    a, b = load_checkpoint(whole.last_checkpoint), load_checkpoint(split.last_checkpoint)
+    assert a.step == b.step == 4
+    assert set(a.tensors) == set(b.tensors)
+    for name in a.tensors:
+        assert np.array_equal(a.tensors[name], b.tensors[name]), name
+    assert [r["loss_d"] for r in whole.read_metrics()] == [r["loss_d"] for r in split.read_metrics()]
+
+
+def test_toy_training_and_sampling_round_trip(tmp_path):
+    config = toy_config(iterations=3, log_every=1)
+    run = entry.train(config, tmp_path / "toy", False, device="cpu", show_progress=False)
+    samples, trajectory, cfg = entry.sample(run.last_checkpoint, 50, None, seed=0, device="cpu", trajectory=True)
+    assert samples.shape == (50, 2) and trajectory.shape == (5, 50, 2)
+    np.testing.assert_array_equal(trajectory[-1], samples)
+    again, _, _ = entry.sample(run.last_checkpoint, 50, None, seed=0, device="cpu")
+    np.testing.assert_array_equal(samples, again)  # same seed, same samples
+    two, path, _ = entry.sample(run.last_checkpoint, 50, 2, seed=0, device="cpu", trajectory=True)
+    assert path.shape == (3, 50, 2)
+
+
+def test_scale_is_undone_when_sampling(tmp_path):
+    base = toy_config(iterations=1)
+    scaled = dataclasses.replace(base, data=dataclasses.replace(base.data, scale=4.0))
+    a = entry.train(base, tmp_path / "a", False, device="cpu", show_progress=False)
+    b = entry.train(scaled, tmp_path / "b", False, device="cpu", show_progress=False)
+    # identical networks and noise: the scaled run's samples are 4x the unscaled ones, up to training
+    # differences after one step; compare the deterministic part: x_T's trajectory level 0 -> T
+    _, ta, _ = entry.sample(a.last_checkpoint, 10, None, seed=0, device="cpu", trajectory=True)
+    _, tb, _ = entry.sample(b.last_checkpoint, 10, None, seed=0, device="cpu", trajectory=True)
+    np.testing.assert_allclose(tb[0], 4.0 * ta[0], rtol=1e-6)
+
+
+def _ddgan(*args: str, cwd: pathlib.Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=300,
+                          cwd=cwd, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+
+
+def _snapshot(folder: pathlib.Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_cli_train_and_sample_a_grid(cifar_dir, tmp_path):
+    result = _ddgan("train", "--backend", "torch", "--dataset", "cifar10", "--data-dir", str(cifar_dir), "--preset", "tiny",
+                    "--iterations", "2", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = _ddgan("sample", "--steps", "2", "-n", "16", "--out", "grid.png", "--device", "cpu", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    from PIL import Image
+
+    with Image.open(tmp_path / "grid.png") as grid:
+        assert grid.size == (4 * 18 + 2, 4 * 18 + 2)  # 4x4 tiles of 16 px with 2 px padding
+
+
+def test_bad_input_gets_one_line_errors_and_changes_nothing(cifar_dir, tmp_path):
+    run_args = ("--dataset", "cifar10", "--data-dir", str(cifar_dir), "--preset", "tiny", "--iterations", "1", "--device", "cpu")
+    assert _ddgan("train", *run_args, "--out", "runs/good", cwd=tmp_path).returncode == 0
+    good = tmp_path / "runs/good"
+    before = _snapshot(good)
+    ckpt = good / "checkpoints/last.safetensors"
+    truncated = tmp_path / "truncated.safetensors"
+    truncated.write_bytes(ckpt.read_bytes()[: len(ckpt.read_bytes()) // 2])
+    other = load_checkpoint(ckpt)
+    foreign = tmp_path / "foreign.safetensors"  # tiny weights labelled with the toy architecture
+    save_checkpoint(foreign, other.tensors, step=1, config=preset("toy2d"))
+    cases = [
+        (("train", "--dataset", "imagenet"), "unknown dataset"),
+        (("train", "--backend", "jax"), "unknown backend"),
+        (("train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "nowhere"), "--preset", "tiny"), "cifar"),
+        (("train", *run_args, "--out", "runs/good"), "exists and is not empty"),
+        (("sample", "--run", "runs/good", "--steps", "0"), "--steps"),
+        (("sample", "--run", "runs/good", "--steps", "5"), "--steps"),
+        (("sample", "--checkpoint", str(truncated)), "truncated or corrupt"),
+        (("sample", "--checkpoint", str(foreign)), "another architecture"),
+        (("sample", "--checkpoint", str(tmp_path / "missing.safetensors")), "not found"),
+        (("sample", "--run", "runs/good", "--out", "samples.jpg"), ".png"),
+    ]
+    for args, message in cases:
+        result = _ddgan(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert "Traceback" not in result.stderr, result.stderr
+        errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+        assert len(errors) == 1 and message.lower() in errors[0].lower(), (args, result.stderr)
+    assert _snapshot(good) == before
+    assert not (tmp_path / "runs").joinpath("nowhere").exists()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["good"]
+
+
+def test_training_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(tmp_path):
+    from ddgan_core.training_loop import TrainingDiverged
+
+    config = toy_config(iterations=4, checkpoint_every=2, log_every=1)
+    run = entry.train(config, tmp_path / "nan", False, device="cpu", stop_at=2, show_progress=False)
+    good = load_checkpoint(run.last_checkpoint).tensors
+    blown = dataclasses.replace(config, train=dataclasses.replace(config.train, lr_g=1e30, lr_d=1e30, cosine_lr=False))
+    save_checkpoint(run.last_checkpoint, good, step=2, config=blown, extra={"optimizer_step": 2})
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        entry.train(blown, tmp_path / "nan", True, device="cpu", show_progress=False)
+    after = load_checkpoint(run.last_checkpoint)
+    assert after.step == 2 and all(np.array_equal(after.tensors[k], good[k]) for k in good)
+
+
+@pytest.mark.slow
+def test_two_process_gloo_training(cifar_dir, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
+         "-m", "cli.main", "train", "--dataset", "cifar10", "--data-dir", str(cifar_dir), "--preset", "tiny",
+         "--iterations", "2", "--batch-size", "4", "--device", "cpu", "--out", str(tmp_path / "ddp")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    checkpoint = load_checkpoint(tmp_path / "ddp/checkpoints/last.safetensors")
+    assert checkpoint.step == 2
+    assert all(np.isfinite(v).all() for k, v in checkpoint.tensors.items() if not k.startswith("rng."))
