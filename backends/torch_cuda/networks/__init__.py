@@ -93,7 +93,8 @@ def _require_positive(**values: int) -> None:
 
 
 def _check_ncsnpp(cfg: Config) -> None:
-    """Refuse NCSN++ settings the network cannot be built or run with, in one line."""
+    """Refuse NCSN++ settings the network cannot be built or run with, in one line (GroupNorm widths
+    are checked where each norm is built)."""
     g = cfg.generator
     _require_positive(
         generator_channels=g.channels, generator_nf=g.nf, generator_num_res_blocks=g.num_res_blocks,
@@ -108,12 +109,3 @@ def _check_ncsnpp(cfg: Config) -> None:
     factor = 2 ** (len(g.ch_mult) - 1)
     if g.image_size % factor:
         raise ConfigError(f"generator.image_size {g.image_size} is not divisible by 2^(len(ch_mult) - 1) = {factor}")
-    widths = {g.nf} | {g.nf * m for m in g.ch_mult}
-    concatenated = {a + b for a in widths for b in widths}  # decoder blocks read [h, skip]
-    for channels in sorted(widths | concatenated):
-        groups = min(channels // 4, 32)
-        if groups < 1 or channels % groups:
-            raise ConfigError(
-                f"generator: {channels} channels cannot be split into min(channels // 4, 32) GroupNorm groups; "
-                "choose nf and ch_mult so every width is a multiple of 4 (of 32 above 128)"
-            )

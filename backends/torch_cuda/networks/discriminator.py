@@ -81,7 +81,7 @@ class TimeDependentDiscriminator(nn.Module):
     def forward(self, x_prev: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         first, second = self.time_embed
         time_features = _act(second(_act(first(sinusoidal_embedding(t, self.t_emb_dim)))))
-        h = self.conv_in(torch.cat([x_prev, x_t], dim=1).contiguous(memory_format=torch.channels_last))
+        h = self.conv_in(torch.cat([x_prev, x_t], dim=1))
         for block in self.blocks:
             h = block(h, time_features)
         h = _act(self.conv_out(minibatch_stddev(h)))

@@ -22,8 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# The published code replaces an initialisation scale of 0 by 1e-10 ("init_scale=0."): the
-# weights are near zero but not exactly zero, so their gradients are not all identical.
+from ddgan_core.config import ConfigError
+
+# The published code replaces an initialisation scale of 0 by 1e-10 ("init_scale=0."): the weights
+# are near zero but not exactly zero, so gradients reach the layers before them from the first step.
 NEAR_ZERO_SCALE = 1e-10
 
 # Separable FIR filter of the published networks (a binomial low-pass filter).
@@ -99,6 +101,7 @@ def _fir_kernel_2d(gain: float, device: torch.device, dtype: torch.dtype) -> tor
 
 
 def _depthwise(x: torch.Tensor, gain: float) -> torch.Tensor:
+    """The FIR kernel as a depthwise weight (C, 1, 4, 4) for x's channels, device and dtype."""
     return _fir_kernel_2d(gain, x.device, x.dtype).expand(x.shape[1], 1, -1, -1)
 
 
@@ -136,8 +139,15 @@ class FirDownsampleConv(nn.Module):
 
 
 def group_count(channels: int) -> int:
-    """Number of GroupNorm groups of the published networks: min(channels // 4, 32)."""
-    return min(channels // 4, 32)
+    """Number of GroupNorm groups of the published networks, min(channels // 4, 32), or ConfigError
+    when `channels` cannot be split into that many equal groups."""
+    groups = min(channels // 4, 32)
+    if groups < 1 or channels % groups:
+        raise ConfigError(
+            f"generator: {channels} channels cannot be split into min(channels // 4, 32) GroupNorm groups; "
+            "choose nf and ch_mult so every width is a multiple of 4 (of 32 from 128 up)"
+        )
+    return groups
 
 
 class AdaptiveGroupNormSiLU(nn.Module):

@@ -7,9 +7,6 @@ it as a per-channel bias. The U-Net has BigGAN-style residual blocks with FIR up
 (x + h)/sqrt(2) skips, self-attention at the attention resolutions and in the middle, an input
 pyramid merged after every down-sampling ("residual" progressive input), and a tanh output.
 This is the published configuration (progressive output off, positional embedding, centred data).
-
-Activations run in channels_last memory format: on CPU the depthwise FIR filters, GroupNorm and
-the 3x3 convolutions are several times faster in it, and attention then needs no copies.
 """
 
 from __future__ import annotations
@@ -91,7 +88,7 @@ class SelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c, height, width = x.shape
-        tokens = self.norm(x).flatten(2).transpose(1, 2)  # (N, HW, C); a view in channels_last
+        tokens = self.norm(x).flatten(2).transpose(1, 2)  # (N, HW, C)
         q, k, v = self.qkv(tokens).chunk(3, dim=-1)
         h = self.out(F.scaled_dot_product_attention(q, k, v))  # softmax(q k^T / sqrt(C)) v
         return (x + h.transpose(1, 2).reshape(n, c, height, width)).mul_(SKIP_SCALE)
@@ -213,7 +210,6 @@ class NCSNppGenerator(nn.Module):
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         style, time_features = self.style(z), self.time_features(t)
-        x = x.contiguous(memory_format=torch.channels_last)
         h = self.conv_in(x)
         skips = [h]
         pyramid = x
@@ -225,4 +221,4 @@ class NCSNppGenerator(nn.Module):
         for level in reversed(self.up):
             h = level(h, time_features, style, skips)
         h = self.conv_out(F.silu(self.norm_out(h)))
-        return torch.tanh(h).contiguous()
+        return torch.tanh(h)
