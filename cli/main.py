@@ -24,6 +24,9 @@ COMMAND_MODULES = (
     "cli.datasets_cmd",
     "cli.train_cmd",
     "cli.sample_cmd",
+    "cli.eval_cmd",
+    "cli.bench_cmd",
+    "cli.plot_cmd",
 )
 
 for _module in COMMAND_MODULES:

@@ -1,0 +1,162 @@
+"""Timing the PyTorch backend for `ddgan bench` (the protocol and figures: ddgan_core.benchmark).
+
+Networks are built from the preset with random weights (speed does not depend on them), so no
+checkpoint or dataset is needed. Each timed run is one batch: a whole reverse chain for
+sampling, one D step plus one G step for training. Warm-up runs are not timed; on CUDA each run
+is timed with CUDA events, on the CPU with a monotonic clock. Peak memory is the CUDA
+allocator's peak, or the process's peak resident set on the CPU.
+
+Sampling goes through `make_sampler`, which returns the callable that draws one batch: a faster
+path (torch.compile, CUDA graphs) plugs in as another such factory behind a CLI flag.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from backends.torch_cuda.entry import pick_device
+from backends.torch_cuda.networks import build_generator
+from backends.torch_cuda.trainer import TorchTrainer, sample_with
+from ddgan_core.benchmark import Measurement
+from ddgan_core.config import Config
+from ddgan_core.errors import DDGANError
+
+# Dense peak FLOP/s by device-name fragment (vendor data sheets): fp32 runs with TF32 matmuls
+# on CUDA (as training does), so its peak is the TF32 tensor-core peak where there is one.
+CUDA_PEAK_FLOPS = (
+    ("H200", {"fp32": 494.7e12, "bf16": 989.4e12}),
+    ("H100 PCIe", {"fp32": 378.0e12, "bf16": 756.0e12}),
+    ("H100", {"fp32": 494.7e12, "bf16": 989.4e12}),
+    ("A100", {"fp32": 156.0e12, "bf16": 312.0e12}),
+    ("L4", {"fp32": 60.0e12, "bf16": 121.0e12}),
+    ("V100", {"fp32": 15.7e12}),
+)
+
+
+def bench_device(name: str | None, precision: str) -> torch.device:
+    """The device to time on; bf16 needs CUDA (as for training). Enables TF32 on CUDA."""
+    device = pick_device(name)
+    if precision not in ("fp32", "bf16"):
+        raise DDGANError(f"unknown --precision '{precision}' (fp32 or bf16)")
+    if precision == "bf16" and device.type != "cuda":
+        raise DDGANError("--precision bf16 needs a CUDA device")
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} threads"
+
+
+def device_peak_flops(device: torch.device, precision: str) -> float | None:
+    """The device's dense peak FLOP/s at `precision`, where known (None on CPUs)."""
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for fragment, peaks in CUDA_PEAK_FLOPS:
+        if fragment in name:
+            return peaks.get(precision)
+    return None
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_bytes(device: torch.device) -> int:
+    """CUDA: the allocator's peak since the last reset. CPU: the process's peak resident set."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+
+
+def time_runs(run: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> tuple[float, ...]:
+    """Seconds of each of `repeats` calls of `run` after `warmup` untimed calls."""
+    for _ in range(warmup):
+        run()
+    seconds = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            run()
+            end.record()
+            end.synchronize()
+            seconds.append(start.elapsed_time(end) / 1000.0)
+        else:
+            begin = time.perf_counter()
+            run()
+            seconds.append(time.perf_counter() - begin)
+    return tuple(seconds)
+
+
+def make_sampler(
+    config: Config, batch_size: int, steps: int | None, device: torch.device, precision: str, seed: int = 0,
+) -> Callable[[], np.ndarray]:
+    """The eager sampler: a randomly initialised generator, one full chain per call."""
+    torch.manual_seed(seed)
+    generator = build_generator(config).to(device).eval()
+
+    def run() -> np.ndarray:
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+            return sample_with(generator, config, batch_size, seed, device, steps=steps, batch_size=batch_size)
+
+    return run
+
+
+def count_flops(run: Callable[[], object]) -> float:
+    """Model FLOPs of one call of `run` (matmuls and convolutions, as FlopCounterMode counts them)."""
+    with FlopCounterMode(display=False) as counter:
+        run()
+    return float(counter.get_total_flops())
+
+
+def bench_sample(
+    config: Config, batch_size: int, steps: int | None, device: str | None, precision: str, warmup: int, repeats: int,
+) -> Measurement:
+    """Sampling speed of the preset's generator: seconds per batch of `batch_size` images."""
+    dev = bench_device(device, precision)
+    run = make_sampler(config, batch_size, steps, dev, precision)
+    flops_per_image = count_flops(run) / batch_size
+    _reset_peak_memory(dev)
+    seconds = time_runs(run, dev, warmup, repeats)
+    return Measurement(seconds, peak_memory_bytes(dev), device_description(dev), flops_per_image,
+                       device_peak_flops(dev, precision))
+
+
+def bench_train(
+    config: Config, batch_size: int, device: str | None, precision: str, warmup: int, repeats: int,
+) -> Measurement:
+    """Training speed: seconds per iteration (one D step then one G step) on random data.
+
+    R1 runs every `lazy_reg` iterations as in training, so the median is the plain step and
+    the mean over a multiple of lazy_reg iterations includes the penalty's share.
+    """
+    dev = bench_device(device, precision)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=batch_size, precision=precision))
+    trainer = TorchTrainer(config, dev)
+    g = config.generator
+    shape = (g.data_dim,) if g.kind == "mlp" else (g.channels, g.image_size, g.image_size)
+    batch = np.random.default_rng(0).uniform(-1.0, 1.0, (batch_size, *shape)).astype(np.float32)
+    step = iter(range(10**9))
+
+    def run() -> None:
+        trainer.train_step(batch, next(step))
+
+    _reset_peak_memory(dev)
+    seconds = time_runs(run, dev, warmup, repeats)
+    return Measurement(seconds, peak_memory_bytes(dev), device_description(dev))

@@ -1,0 +1,123 @@
+"""`ddgan bench sample|train`: sampling and training throughput of a preset's networks."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from types import ModuleType
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.app import app
+from cli.backend_loader import BACKENDS, load_backend
+from ddgan_core.benchmark import PAPER_BATCH, PAPER_SECONDS_PER_100, BenchResult, check_counts, check_protocol, summarise
+from ddgan_core.config import preset
+from ddgan_core.errors import DDGANError
+
+bench_app = typer.Typer(help="Sampling and training throughput (random weights; no checkpoint needed).",
+                        no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+PRESET_HELP = "Configuration preset whose networks are timed (cifar10, tiny, toy2d, ...)."
+
+
+def load_bench_module(backend: str) -> ModuleType:
+    """The backend's `bench` module, beside its entry module."""
+    load_backend(backend)  # unknown backend or missing framework: the usual one-line errors
+    name = BACKENDS[backend][0].rsplit(".", 1)[0] + ".bench"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            raise DDGANError(f"the {backend} backend has no benchmark module ({name}) yet") from None
+        raise
+
+
+def _batch(batch_size: Optional[int], protocol: str, default: int) -> int:
+    if protocol == "paper":
+        if batch_size not in (None, PAPER_BATCH):
+            raise DDGANError(f"--protocol paper times batches of {PAPER_BATCH}; drop --batch-size {batch_size}")
+        return PAPER_BATCH
+    return default if batch_size is None else batch_size
+
+
+def _print(result: BenchResult, as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(result.to_dict()))
+        return
+    table = Table(title=f"ddgan bench {result.kind}: {result.preset} on {result.device_name} ({result.backend}, "
+                        f"{result.precision})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("batch size", f"{result.batch_size}"),
+        ("timed runs (after warm-up)", f"{result.repeats} (warm-up {result.warmup})"),
+        (f"seconds per batch ({result.statistic})", f"{result.seconds_per_batch:.4f}"),
+        ("median / mean", f"{result.seconds_per_batch_median:.4f} / {result.seconds_per_batch_mean:.4f}"),
+        ("images/s", f"{result.images_per_s:.2f}"),
+    ]
+    if result.kind == "sample":
+        rows.insert(0, ("steps", f"{result.steps}"))
+        rows.append(("seconds per 100 images", f"{result.seconds_per_100:.4f}  (paper: {PAPER_SECONDS_PER_100} on a V100)"))
+    else:
+        rows.append(("iterations/s", f"{result.iterations_per_s:.3f}"))
+    rows.append(("peak memory", f"{result.peak_memory_bytes / 2**20:.1f} MiB"))
+    if result.flops_per_image is not None:
+        rows.append(("model GFLOPs per image", f"{result.flops_per_image / 1e9:.3f}"))
+        rows.append(("achieved TFLOP/s", f"{result.achieved_flops / 1e12:.4f}"))
+    if result.fraction_of_peak is not None:
+        rows.append(("fraction of device peak", f"{result.fraction_of_peak:.2%}"))
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+@bench_app.command("sample")
+def bench_sample(
+    preset_name: str = typer.Option("cifar10", "--preset", "-p", help=PRESET_HELP),
+    backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Images per batch (default 100)."),
+    steps: Optional[int] = typer.Option(None, "--steps", "-k", help="Denoising steps K <= T (default T)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (bf16 needs CUDA)."),
+    protocol: str = typer.Option("default", "--protocol", help="default (median) or paper (batch 100, mean)."),
+    warmup: int = typer.Option(2, "--warmup", help="Untimed runs first."),
+    repeats: int = typer.Option(10, "--repeats", help="Timed runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Sampling speed: images/s, latency per batch, peak memory, FLOPs per image."""
+    check_protocol(protocol)
+    batch = _batch(batch_size, protocol, PAPER_BATCH)
+    check_counts(batch, warmup, repeats)
+    config = preset(preset_name)
+    module = load_bench_module(backend)
+    steps = config.diffusion.timesteps if steps is None else steps
+    measurement = module.bench_sample(config, batch, steps, device, precision, warmup, repeats)
+    _print(summarise(measurement, kind="sample", backend=backend, preset=preset_name, device=device or "auto",
+                     precision=precision, protocol=protocol, batch_size=batch, steps=steps, warmup=warmup), as_json)
+
+
+@bench_app.command("train")
+def bench_train(
+    preset_name: str = typer.Option("cifar10", "--preset", "-p", help=PRESET_HELP),
+    backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch (default: the preset's)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    precision: str = typer.Option("fp32", "--precision", help="fp32 or bf16 (bf16 needs CUDA)."),
+    protocol: str = typer.Option("default", "--protocol", help="default (median) or paper (batch 100, mean)."),
+    warmup: int = typer.Option(3, "--warmup", help="Untimed iterations first."),
+    repeats: int = typer.Option(10, "--repeats", help="Timed iterations."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Training speed: images/s and iterations/s (one D and one G step each), peak memory."""
+    check_protocol(protocol)
+    config = preset(preset_name)
+    batch = _batch(batch_size, protocol, config.train.batch_size)
+    check_counts(batch, warmup, repeats)
+    module = load_bench_module(backend)
+    measurement = module.bench_train(config, batch, device, precision, warmup, repeats)
+    _print(summarise(measurement, kind="train", backend=backend, preset=preset_name, device=device or "auto",
+                     precision=precision, protocol=protocol, batch_size=batch, steps=None, warmup=warmup), as_json)

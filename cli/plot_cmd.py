@@ -1,0 +1,154 @@
+"""`ddgan plot RUN`: training curves, the reverse chain level by level, and (mixture1d) the model's
+denoising steps over the exact ones."""
+
+from __future__ import annotations
+
+import pathlib
+from typing import Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+
+from cli.app import app
+from cli.backend_loader import load_backend
+from ddgan_core.datasets import load_dataset
+from ddgan_core.errors import DDGANError
+from ddgan_core.evaluation import STEP_QUANTILES, EntryChainModel, mixture_quantile, scaled_mixture
+from ddgan_core.metrics.denoising import best_gaussian_step, mixture_support
+from ddgan_core.mixture import GaussianMixture
+from ddgan_core.oracle import MixtureOracle
+from ddgan_core.pictures import save_image_grid
+from ddgan_core.rundir import RunDir
+from ddgan_core.schedule import schedule_from_config
+
+CURVES = (("losses", ("loss_d", "loss_g")), ("R1 penalty", ("r1",)), ("learning rate", ("lr_g", "lr_d")),
+          ("throughput (images/s)", ("images_per_s",)))
+CHAINS = {"images": 8, "points": 2000, "line": 10_000}
+STEP_DRAWS = 10_000
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: pathlib.Path) -> pathlib.Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    _pyplot().close(fig)
+    return path
+
+
+def plot_curves(run: RunDir, path: pathlib.Path) -> pathlib.Path:
+    """Losses, R1, learning rates and images/s against the step, from metrics.jsonl."""
+    records = run.read_metrics()
+    if not records:
+        raise DDGANError(f"{run.metrics_path} holds no logged steps yet")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6))
+    steps = np.array([r["step"] for r in records])
+    for ax, (title, keys) in zip(axes, CURVES):
+        for key in keys:
+            values = np.array([r.get(key, np.nan) for r in records], dtype=np.float64)
+            ax.plot(steps, values, label=key, lw=1.2)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=8)
+    axes[2].set_yscale("log")
+    fig.suptitle(f"training curves: {run.path}")
+    return _save(fig, path)
+
+
+def _exact_marginals(mixture: GaussianMixture, config, scale: float) -> list[GaussianMixture]:
+    """q(x_k) in data units for k = T .. 0."""
+    oracle = MixtureOracle(scaled_mixture(mixture, 1.0 / scale), schedule_from_config(config.diffusion))
+    return [scaled_mixture(oracle.marginal(k), scale) for k in range(config.diffusion.timesteps, -1, -1)]
+
+
+def plot_chain(trajectory: np.ndarray, config, mixture: GaussianMixture | None, path: pathlib.Path) -> pathlib.Path:
+    """Each level x_T .. x_0 of the trajectory (levels, n, ...): image rows, or one panel per level
+    of points over the exact marginal q(x_k) (its density in 1-D, its component centres in 2-D)."""
+    levels = trajectory.shape[0]
+    if trajectory.ndim == 5:  # (levels, n, C, H, W): one row per chain, x_T on the left
+        rows = np.swapaxes(trajectory, 0, 1).reshape(-1, *trajectory.shape[2:])
+        return save_image_grid(rows, path, nrow=levels)
+    timesteps = config.diffusion.timesteps
+    exact = _exact_marginals(mixture, config, float(config.data.scale)) if mixture is not None else None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, levels, figsize=(3.6 * levels, 3.6), squeeze=False)
+    for index, ax in enumerate(axes[0]):
+        points = trajectory[index].reshape(trajectory.shape[1], -1)
+        if points.shape[1] == 1:
+            ax.hist(points[:, 0], bins=120, density=True, alpha=0.6, label="model")
+            if exact is not None:
+                lo, hi = mixture_support(exact[index], n_sd=4.0)
+                xs = np.linspace(lo, hi, 1500)
+                ax.plot(xs, exact[index].prob(xs), color="black", lw=1.2, label="exact q(x_k)")
+        else:
+            ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.4, label="model")
+            if exact is not None:
+                centres = exact[index].means
+                ax.scatter(centres[:, 0], centres[:, 1], marker="x", color="red", s=20, label="centres of q(x_k)")
+            ax.set_aspect("equal")
+        ax.set_title(f"x_{timesteps - index}")
+        ax.legend(fontsize=7, loc="upper right")
+    fig.suptitle(f"reverse chain, {trajectory.shape[1]:,} chains, {config.data.dataset}, T = {timesteps}")
+    return _save(fig, path)
+
+
+def plot_steps(model: EntryChainModel, mixture: GaussianMixture, config, seed: int, path: pathlib.Path) -> pathlib.Path:
+    """mixture1d: at x_{k+1} on the quartiles of q(x_{k+1}), the model's draws of x_k (histogram)
+    over the exact q(x_k | x_{k+1}) and its best single Gaussian (dashed), one row per step."""
+    scale = float(config.data.scale)
+    timesteps = config.diffusion.timesteps
+    oracle = MixtureOracle(scaled_mixture(mixture, 1.0 / scale), schedule_from_config(config.diffusion))
+    plt = _pyplot()
+    fig, axes = plt.subplots(timesteps, len(STEP_QUANTILES), figsize=(4.2 * len(STEP_QUANTILES), 2.8 * timesteps),
+                             squeeze=False)
+    for row, t in enumerate(range(timesteps, 0, -1)):
+        points = [mixture_quantile(oracle.marginal(t), p) for p in STEP_QUANTILES]
+        draws = model.step(np.repeat(points, STEP_DRAWS)[:, None], t, seed + t).reshape(len(points), STEP_DRAWS)
+        for ax, x_t, drawn in zip(axes[row], points, draws):
+            truth = oracle.denoising(np.array([x_t]), t)
+            mean, variance = best_gaussian_step(truth)
+            lo, hi = mixture_support(truth, n_sd=4.0)
+            xs = np.linspace(lo, hi, 1500)
+            ax.hist(scale * drawn, bins=100, range=(scale * lo, scale * hi), density=True, alpha=0.6, label="model")
+            ax.plot(scale * xs, truth.prob(xs) / scale, color="black", lw=1.2, label="exact")
+            gaussian = np.exp(-0.5 * (xs - mean) ** 2 / variance) / np.sqrt(2 * np.pi * variance)
+            ax.plot(scale * xs, gaussian / scale, color="black", lw=1, ls="--", label="best Gaussian")
+            ax.set_title(f"x_{t} = {scale * x_t:+.3f} -> x_{t - 1}", fontsize=9)
+            ax.legend(fontsize=7)
+    fig.suptitle("denoising steps: the model's q(x_k | x_(k+1)) against the exact one")
+    return _save(fig, path)
+
+
+@app.command("plot")
+def plot(
+    run_path: pathlib.Path = typer.Argument(..., metavar="RUN", help="Run directory."),
+    out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Output folder (default RUN/plots)."),
+    backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad (samples the chain)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+) -> None:
+    """Pictures of a run: curves.png, chain.png, and steps.png for mixture1d."""
+    run = RunDir.existing(run_path)
+    folder = out if out is not None else run.path / "plots"
+    written = [plot_curves(run, folder / "curves.png")]
+    if run.last_checkpoint.is_file():
+        entry = load_backend(backend)
+        config = run.config()
+        kind = "images" if config.generator.kind != "mlp" else ("line" if config.generator.data_dim == 1 else "points")
+        _, trajectory, _ = entry.sample(run.last_checkpoint, CHAINS[kind], None, seed, device=device, trajectory=True)
+        mixture = load_dataset(config.data.dataset).mixture if kind != "images" else None
+        written.append(plot_chain(trajectory, config, mixture, folder / "chain.png"))
+        if kind == "line" and mixture is not None:
+            model = EntryChainModel(entry, run.last_checkpoint, config, device)
+            written.append(plot_steps(model, mixture, config, seed, folder / "steps.png"))
+    for path in written:
+        Console().print(f"wrote {path}")

@@ -1,0 +1,107 @@
+"""The benchmark protocol of `ddgan bench`, the same for every backend.
+
+A backend measures (its `bench` module returns a `Measurement`: seconds per timed batch with
+warm-up runs excluded, peak memory, and for sampling the model FLOPs per image); this module
+turns that into the reported figures: seconds per batch by the protocol's statistic, images/s,
+seconds per 100 images (the paper's 0.21 s on a V100 for CIFAR-10, T = 4), iterations/s, and
+the achieved fraction of the device's peak where the peak is known.
+
+Protocols: "default" is the median of the timed runs (robust to a busy machine); "paper" is
+batch 100 and the mean after warm-up, as the published timing was taken.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from ddgan_core.errors import DDGANError
+
+PROTOCOLS = {"default": "median", "paper": "mean"}
+PAPER_BATCH = 100
+PAPER_SECONDS_PER_100 = 0.21  # DDGAN, CIFAR-10 32x32, T = 4, one V100
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a backend's bench function measured."""
+
+    seconds: tuple[float, ...]  # one entry per timed batch (or training iteration)
+    peak_memory_bytes: int
+    device_name: str
+    flops_per_image: float | None = None  # model FLOPs of sampling one image (all steps)
+    device_peak_flops: float | None = None  # FLOP/s of the device at this precision, where known
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """The reported figures of one benchmark (JSON keys are the field names)."""
+
+    kind: str  # "sample" or "train"
+    backend: str
+    preset: str
+    device: str
+    device_name: str
+    precision: str
+    protocol: str
+    statistic: str
+    batch_size: int
+    steps: int | None
+    warmup: int
+    repeats: int
+    seconds_per_batch: float
+    seconds_per_batch_median: float
+    seconds_per_batch_mean: float
+    images_per_s: float
+    seconds_per_100: float
+    iterations_per_s: float
+    peak_memory_bytes: int
+    flops_per_image: float | None
+    achieved_flops: float | None
+    device_peak_flops: float | None
+    fraction_of_peak: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_protocol(protocol: str) -> str:
+    if protocol not in PROTOCOLS:
+        raise DDGANError(f"unknown --protocol '{protocol}' (known: {', '.join(PROTOCOLS)})")
+    return PROTOCOLS[protocol]
+
+
+def check_counts(batch_size: int, warmup: int, repeats: int) -> None:
+    if batch_size < 1:
+        raise DDGANError(f"--batch-size must be at least 1, got {batch_size}")
+    if warmup < 0:
+        raise DDGANError(f"--warmup must not be negative, got {warmup}")
+    if repeats < 1:
+        raise DDGANError(f"--repeats must be at least 1, got {repeats}")
+
+
+def summarise(
+    measurement: Measurement, *, kind: str, backend: str, preset: str, device: str, precision: str,
+    protocol: str, batch_size: int, steps: int | None, warmup: int,
+) -> BenchResult:
+    """Figures from per-batch seconds: images/s = batch / t, seconds per 100 = 100 t / batch,
+    achieved FLOP/s = FLOPs per image x images/s (sampling), and its share of the device peak."""
+    statistic = check_protocol(protocol)
+    if not measurement.seconds or min(measurement.seconds) <= 0:
+        raise DDGANError("a benchmark needs at least one timed run of positive duration")
+    median = statistics.median(measurement.seconds)
+    mean = statistics.fmean(measurement.seconds)
+    seconds = median if statistic == "median" else mean
+    images_per_s = batch_size / seconds
+    achieved = measurement.flops_per_image * images_per_s if measurement.flops_per_image is not None else None
+    fraction = achieved / measurement.device_peak_flops if achieved is not None and measurement.device_peak_flops else None
+    return BenchResult(
+        kind=kind, backend=backend, preset=preset, device=device, device_name=measurement.device_name,
+        precision=precision, protocol=protocol, statistic=statistic, batch_size=batch_size, steps=steps,
+        warmup=warmup, repeats=len(measurement.seconds), seconds_per_batch=seconds,
+        seconds_per_batch_median=median, seconds_per_batch_mean=mean, images_per_s=images_per_s,
+        seconds_per_100=100.0 * seconds / batch_size, iterations_per_s=1.0 / seconds,
+        peak_memory_bytes=measurement.peak_memory_bytes, flops_per_image=measurement.flops_per_image,
+        achieved_flops=achieved, device_peak_flops=measurement.device_peak_flops, fraction_of_peak=fraction,
+    )

@@ -1,0 +1,125 @@
+"""`ddgan eval` and `ddgan plot` on tiny trained toy runs, and their one-line errors."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from backends.torch_cuda import entry  # noqa: E402
+from cli.train_cmd import resolve_config  # noqa: E402
+from ddgan_core.evaluation import CACHE_ENV  # noqa: E402
+
+TINY = ["generator.hidden=32", "discriminator.hidden=32", "log_every=5", "sample_every=1000", "checkpoint_every=1000"]
+
+
+def _train(out, dataset: str, timesteps: int) -> str:
+    config = resolve_config(None, dataset, None, timesteps, 32, 10, 0, None, TINY)
+    entry.train(config, out, resume=False, device="cpu", show_progress=False)
+    return str(out)
+
+
+@pytest.fixture(scope="module")
+def grid_run(tmp_path_factory) -> str:
+    return _train(tmp_path_factory.mktemp("runs") / "grid", "grid25", 2)
+
+
+@pytest.fixture(scope="module")
+def line_run(tmp_path_factory) -> str:
+    return _train(tmp_path_factory.mktemp("runs") / "line", "mixture1d", 2)
+
+
+def _ddgan(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run the real entry point in-process: exit code, stdout, stderr."""
+    from cli.main import app
+
+    monkeypatch.setattr(sys, "argv", ["ddgan", *args])
+    try:
+        app()
+        code = 0
+    except SystemExit as stopped:
+        code = stopped.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_eval_of_a_grid_run_prints_modes_high_quality_share_and_kl(monkeypatch, capsys, grid_run):
+    code, out, err = _ddgan(monkeypatch, capsys, "eval", "--run", grid_run, "-n", "500", "--device", "cpu")
+    assert code == 0, err
+    assert "modes covered" in out and "/ 25" in out
+    assert "high-quality share" in out and "reverse KL" in out
+
+
+def test_eval_json_is_one_object_with_the_coverage_keys(monkeypatch, capsys, grid_run):
+    code, out, err = _ddgan(monkeypatch, capsys, "eval", "--run", grid_run, "-n", "500", "--json", "--device", "cpu")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert payload["dataset"] == "grid25" and payload["n"] == 500 and payload["backend"] == "torch"
+    metrics = payload["metrics"]
+    assert {"modes_covered", "n_modes", "high_quality_fraction", "reverse_kl", "counts"} <= set(metrics)
+    assert sum(metrics["counts"]) == round(metrics["high_quality_fraction"] * 500)
+
+
+def test_eval_of_a_samples_file_needs_to_know_what_2d_points_are_of(monkeypatch, capsys, tmp_path):
+    samples = tmp_path / "points.npz"
+    centres = np.array([[-4.0, -4.0], [0.0, 0.0]])
+    np.savez(samples, samples=np.repeat(centres, 50, axis=0))
+    code, _, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(samples))
+    assert code == 2 and "--dataset" in err and err.count("\n") == 1
+    code, out, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(samples), "--dataset", "grid25", "--json")
+    metrics = json.loads(out)["metrics"]
+    assert metrics["modes_covered"] == 2 and metrics["high_quality_fraction"] == 1.0
+    assert metrics["reverse_kl"] == pytest.approx(np.log(25 / 2))
+
+
+def test_eval_of_a_mixture1d_run_prints_per_level_distances_against_both_references(monkeypatch, capsys, line_run):
+    code, out, err = _ddgan(monkeypatch, capsys, "eval", "--run", line_run, "-n", "300", "--device", "cpu")
+    assert code == 0, err
+    assert "chain marginals" in out and "denoising steps" in out
+    assert "best Gaussian step" in out and "exact sampler" in out
+    assert "x_2 -> x_1" in out and "x_1 -> x_0" in out
+    code, out, err = _ddgan(monkeypatch, capsys, "eval", "--run", line_run, "-n", "300", "--json", "--device", "cpu")
+    levels = json.loads(out)["metrics"]["levels"]
+    assert [level["level"] for level in levels] == [1, 0]
+    assert all(set(level["step_w1"]) == {"model", "best_gaussian", "exact_sampler"} for level in levels)
+
+
+def test_bad_input_gives_one_line_errors(monkeypatch, capsys, tmp_path, grid_run, line_run):
+    images = tmp_path / "images.npz"
+    np.savez(images, samples=np.zeros((4, 3, 8, 8), dtype=np.float32))
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    cases = [
+        (["--run", grid_run, "--samples", str(images)], "not both"),
+        (["--run", str(tmp_path)], "not a run directory"),
+        (["--run", line_run, "--steps", "1"], "drop --steps"),
+        (["--run", grid_run, "--dataset", "ring8"], "trained on grid25"),
+        (["--run", grid_run, "-n", "1"], "at least 2"),
+        (["--samples", str(tmp_path / "samples.png")], "must be an .npz"),
+        (["--samples", str(images), "--device", "cpu"], "pt_inception-2015-12-05"),
+    ]
+    for args, message in cases:
+        code, _, err = _ddgan(monkeypatch, capsys, "eval", *args)
+        assert code == 2 and message in err and err.count("\n") == 1, (args, err)
+
+
+def _png_size(path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_plot_writes_curves_and_the_reverse_chain_of_a_point_run(monkeypatch, capsys, grid_run, tmp_path):
+    code, out, err = _ddgan(monkeypatch, capsys, "plot", grid_run, "--out", str(tmp_path), "--device", "cpu")
+    assert code == 0, err
+    assert _png_size(tmp_path / "curves.png")[0] > 800 and _png_size(tmp_path / "chain.png")[0] > 600
+    assert not (tmp_path / "steps.png").exists()
+
+
+def test_plot_of_a_mixture1d_run_adds_the_step_densities(monkeypatch, capsys, line_run, tmp_path):
+    code, _, err = _ddgan(monkeypatch, capsys, "plot", line_run, "--out", str(tmp_path), "--device", "cpu")
+    assert code == 0, err
+    width, height = _png_size(tmp_path / "steps.png")
+    assert width > 600 and height > 300  # 2 steps x 3 fixed points
