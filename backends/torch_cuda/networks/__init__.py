@@ -39,7 +39,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from backends.torch_cuda.networks.discriminator import large_discriminator, small_discriminator
+from backends.torch_cuda.networks.discriminator import (
+    large_discriminator,
+    small_discriminator,
+)
 from backends.torch_cuda.networks.mlp import MLPDiscriminator, MLPGenerator
 from backends.torch_cuda.networks.ncsnpp import NCSNppGenerator
 from ddgan_core.config import Config, ConfigError

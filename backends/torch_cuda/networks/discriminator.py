@@ -15,7 +15,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from backends.torch_cuda.networks.layers import conv2d, fir_downsample_2x, linear, sinusoidal_embedding
+from backends.torch_cuda.networks.layers import (
+    conv2d,
+    fir_downsample_2x,
+    linear,
+    sinusoidal_embedding,
+)
 
 SKIP_SCALE = 1.0 / math.sqrt(2.0)
 NEGATIVE_SLOPE = 0.2

@@ -6,6 +6,8 @@ use LeakyReLU(0.2) between layers (the usual GAN choice; it keeps gradients for 
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -17,7 +19,7 @@ GENERATOR_TIME_DIM = 32  # width of G's step-label embedding (GeneratorConfig ha
 
 
 def _mlp(widths: list[int]) -> nn.ModuleList:
-    return nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+    return nn.ModuleList(nn.Linear(a, b) for a, b in pairwise(widths))
 
 
 def _run(layers: nn.ModuleList, h: torch.Tensor) -> torch.Tensor:

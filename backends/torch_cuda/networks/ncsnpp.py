@@ -12,7 +12,8 @@ This is the published configuration (progressive output off, positional embeddin
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
