@@ -8,16 +8,15 @@ import numpy as np
 import typer
 
 from cli.app import app
+from ddgan_core.datasets.toy import mixture1d
 from ddgan_core.errors import DDGANError
-from ddgan_core.mixture import GaussianMixture
 from ddgan_core.oracle import MixtureOracle
 from ddgan_core.schedule import make_schedule
 
 figure_app = typer.Typer(help="Figures computed in closed form.", no_args_is_help=True)
 app.add_typer(figure_app, name="figure")
 
-# The 1-D data of the figure: the `mixture1d` dataset's definition (DESIGN 7).
-FIGURE_DATA = GaussianMixture([1 / 3, 1 / 3, 1 / 3], [[-2.0], [0.5], [2.5]], [0.3**2, 0.2**2, 0.4**2])
+FIGURE_DATA = mixture1d()  # the 1-D data of the figure: the `mixture1d` dataset (DESIGN 7)
 STEP_COUNTS = (64, 8, 4, 2)
 START_TIME = 0.5  # every panel's step starts at diffusion time s = 1/2
 
