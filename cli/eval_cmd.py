@@ -92,8 +92,6 @@ def _torch_device(device: Optional[str]):
 
 def _reference(ref: Optional[pathlib.Path], dataset: str, data_dir: str, resolution: int, extractor):
     if ref is None:
-        if dataset == "images":
-            raise EvaluationError("image samples need reference statistics: pass --ref stats.npz or --ref IMAGE_DIR")
         images = load_dataset(dataset, data_dir, resolution=resolution).images
         return reference_statistics(images, extractor, f"{dataset}-train-{resolution}px")
     if ref.is_dir():
@@ -135,6 +133,9 @@ def _score(
 
         classifier = digit_classifier(data_dir, images.shape[-1], device)
         return evaluate_stacked_mnist(images, classifier, classifier.accuracy), notes
+    if ref is None and dataset == "images":
+        raise EvaluationError("image samples need reference statistics: pass --ref stats.npz or --ref IMAGE_DIR "
+                              "(or --dataset NAME to use that dataset's training images)")
     from backends.torch_cuda.inception import fid_features
 
     extractor = fid_features(inception_weights, device)

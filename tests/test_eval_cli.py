@@ -99,7 +99,8 @@ def test_bad_input_gives_one_line_errors(monkeypatch, capsys, tmp_path, grid_run
         (["--run", grid_run, "--dataset", "ring8"], "trained on grid25"),
         (["--run", grid_run, "-n", "1"], "at least 2"),
         (["--samples", str(tmp_path / "samples.png")], "must be an .npz"),
-        (["--samples", str(images), "--device", "cpu"], "pt_inception-2015-12-05"),
+        (["--samples", str(images), "--device", "cpu"], "need reference statistics"),
+        (["--samples", str(images), "--ref", str(tmp_path), "--device", "cpu"], "pt_inception-2015-12-05"),
     ]
     for args, message in cases:
         code, _, err = _ddgan(monkeypatch, capsys, "eval", *args)
@@ -123,3 +124,33 @@ def test_plot_of_a_mixture1d_run_adds_the_step_densities(monkeypatch, capsys, li
     assert code == 0, err
     width, height = _png_size(tmp_path / "steps.png")
     assert width > 600 and height > 300  # 2 steps x 3 fixed points
+
+
+class _SevenReader:
+    """A stand-in digit classifier that reads every digit as a 7."""
+
+    accuracy = 0.5
+
+    def __call__(self, digits: np.ndarray) -> np.ndarray:
+        return np.full(len(digits), 7)
+
+
+def test_eval_of_a_stacked_mnist_run_counts_the_classified_triples(monkeypatch, capsys, tmp_path):
+    from backends.torch_cuda import mnist_classifier
+    from ddgan_core.datasets.base import DatasetError
+
+    config = resolve_config("tiny", "stackedmnist", None, 2, 4, 1, 0, None, [])
+    try:
+        entry.train(config, tmp_path / "run", resume=False, device="cpu", show_progress=False)
+    except DatasetError as exc:
+        pytest.skip(f"no MNIST digits here: {exc}")
+    monkeypatch.setattr(mnist_classifier, "digit_classifier", lambda data_dir, resolution, device: _SevenReader())
+    code, out, err = _ddgan(monkeypatch, capsys, "eval", "--run", str(tmp_path / "run"), "-n", "6", "--json")
+    assert code == 0, err
+    metrics = json.loads(out)["metrics"]
+    assert metrics["modes"] == 1 and metrics["kl"] == pytest.approx(np.log(1000))  # every triple is 777
+    assert metrics["classifier_test_accuracy"] == 0.5 and metrics["n_samples"] == 6
+    code, _, err = _ddgan(monkeypatch, capsys, "plot", str(tmp_path / "run"), "--out", str(tmp_path / "plots"))
+    assert code == 0, err
+    width, height = _png_size(tmp_path / "plots" / "chain.png")  # 8 chains x 3 levels of 16 x 16 images
+    assert (width, height) == (3 * 18 + 2, 8 * 18 + 2)
