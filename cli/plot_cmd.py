@@ -50,7 +50,7 @@ def plot_curves(run: RunDir, path: pathlib.Path) -> pathlib.Path:
     if not records:
         raise DDGANError(f"{run.metrics_path} holds no logged steps yet")
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6))
+    fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6), constrained_layout=True)
     steps = np.array([r["step"] for r in records])
     for ax, (title, keys) in zip(axes, CURVES):
         for key in keys:
@@ -80,7 +80,7 @@ def plot_chain(trajectory: np.ndarray, config, mixture: GaussianMixture | None, 
     timesteps = config.diffusion.timesteps
     exact = _exact_marginals(mixture, config, float(config.data.scale)) if mixture is not None else None
     plt = _pyplot()
-    fig, axes = plt.subplots(1, levels, figsize=(3.6 * levels, 3.6), squeeze=False)
+    fig, axes = plt.subplots(1, levels, figsize=(3.6 * levels, 3.6), squeeze=False, constrained_layout=True)
     for index, ax in enumerate(axes[0]):
         points = trajectory[index].reshape(trajectory.shape[1], -1)
         if points.shape[1] == 1:
@@ -109,7 +109,7 @@ def plot_steps(model: EntryChainModel, mixture: GaussianMixture, config, seed: i
     oracle = MixtureOracle(scaled_mixture(mixture, 1.0 / scale), schedule_from_config(config.diffusion))
     plt = _pyplot()
     fig, axes = plt.subplots(timesteps, len(STEP_QUANTILES), figsize=(4.2 * len(STEP_QUANTILES), 2.8 * timesteps),
-                             squeeze=False)
+                             squeeze=False, constrained_layout=True)
     for row, t in enumerate(range(timesteps, 0, -1)):
         points = [mixture_quantile(oracle.marginal(t), p) for p in STEP_QUANTILES]
         draws = model.step(np.repeat(points, STEP_DRAWS)[:, None], t, seed + t).reshape(len(points), STEP_DRAWS)
