@@ -68,7 +68,7 @@ class DiscriminatorConfig:
 
     kind: str = "small"
     ngf: int = 64
-    t_emb_dim: int = 128
+    t_emb_dim: int = 256
     hidden: int = 512
     layers: int = 3
 
