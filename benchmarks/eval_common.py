@@ -11,17 +11,20 @@ import subprocess
 import sys
 
 
-def ddgan(*args: str) -> str:
-    """Run `ddgan ARGS` (this checkout's CLI) and return its stdout; print the exact command first."""
-    print(f"$ ddgan {shlex.join(args)}", flush=True)
-    result = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True)
+def ddgan(*args: str, env: dict[str, str] | None = None) -> str:
+    """Run `ddgan ARGS` (this checkout's CLI) with extra environment variables `env` and return its
+    stdout; print the exact command first."""
+    prefix = "".join(f"{k}={v} " for k, v in (env or {}).items())
+    print(f"$ {prefix}ddgan {shlex.join(args)}", flush=True)
+    result = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True,
+                            env={**os.environ, **(env or {})})
     if result.returncode != 0:
         raise SystemExit(f"ddgan {shlex.join(args)} failed: {result.stderr.strip()}")
     return result.stdout
 
 
-def ddgan_json(*args: str) -> dict:
-    return json.loads(ddgan(*args, "--json"))
+def ddgan_json(*args: str, env: dict[str, str] | None = None) -> dict:
+    return json.loads(ddgan(*args, "--json", env=env))
 
 
 def machine() -> str:

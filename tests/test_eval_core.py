@@ -1,13 +1,17 @@
 """Backend-neutral evaluation (ddgan_core.evaluation) against cases whose answers are known."""
 
+import dataclasses
 import json
 import math
+import pathlib
 
 import numpy as np
 import pytest
 
+from ddgan_core.config import preset
 from ddgan_core.datasets.toy import grid25, mixture1d
 from ddgan_core.evaluation import (
+    EntryChainModel,
     EvalReport,
     EvaluationError,
     OracleChainModel,
@@ -108,6 +112,32 @@ def test_distances_are_reported_in_data_units_when_the_run_rescales_the_data():
     assert float(mixture1d().cdf(np.array(median))) == pytest.approx(0.5, abs=1e-9)
     x1_median = mixture_quantile(network_oracle.marginal(1), 0.5)
     assert scores.levels[-1].step_points[1] == pytest.approx(scale * x1_median)
+
+
+class DataUnitsEntry:
+    """A backend entry module's `sample` / `sample_step` (data units) around an exact sampler."""
+
+    def __init__(self, model: OracleChainModel, scale: float) -> None:
+        self.model, self.scale = model, scale
+
+    def sample(self, checkpoint, n, steps, seed, device=None, trajectory=False):
+        path = self.model.chain(n, seed) * self.scale
+        return path[-1], path, None
+
+    def sample_step(self, checkpoint, x_t, level, seed, device=None):
+        return self.model.step(np.asarray(x_t, dtype=np.float64) / self.scale, level, seed) * self.scale
+
+
+def test_a_backend_entry_in_data_units_is_scored_like_the_model_behind_it():
+    schedule = make_schedule(2)
+    scale = 2.0
+    exact = OracleChainModel(MixtureOracle(scaled_mixture(mixture1d(), 1 / scale), schedule))
+    config = preset("toy2d")
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, scale=scale))
+    entry_model = EntryChainModel(DataUnitsEntry(exact, scale), pathlib.Path("unused"), config, None)
+    np.testing.assert_allclose(entry_model.chain(5, 0), exact.chain(5, 0))
+    x_t = np.array([[0.3], [-1.0]])
+    np.testing.assert_allclose(entry_model.step(x_t, 1, 7), exact.step(x_t, 1, 7))
 
 
 def test_denoising_json_lists_both_references_per_level():
