@@ -20,6 +20,8 @@ from ddgan_core.evaluation import (
     EntryChainModel,
     EvalReport,
     EvaluationError,
+    ImageFeatureExtractor,
+    ReferenceStatistics,
     Scores,
     default_sample_count,
     evaluate_denoising,
@@ -90,7 +92,10 @@ def _torch_device(device: Optional[str]):
     return pick_device(device)
 
 
-def _reference(ref: Optional[pathlib.Path], dataset: str, data_dir: str, resolution: int, extractor):
+def reference_for(
+    ref: Optional[pathlib.Path], dataset: str, data_dir: str, resolution: int, extractor: ImageFeatureExtractor,
+) -> ReferenceStatistics:
+    """The FID reference: --ref (a statistics .npz or an image folder), else the dataset's training images."""
     if ref is None:
         images = load_dataset(dataset, data_dir, resolution=resolution).images
         return reference_statistics(images, extractor, f"{dataset}-train-{resolution}px")
@@ -139,7 +144,7 @@ def _score(
     from backends.torch_cuda.inception import fid_features
 
     extractor = fid_features(inception_weights, device)
-    reference = _reference(ref, dataset, data_dir, images.shape[-1], extractor)
+    reference = reference_for(ref, dataset, data_dir, images.shape[-1], extractor)
     if len(images) != FID_PROTOCOL_SAMPLES:
         notes.append(f"FID from {len(images):,} samples (the protocol uses {FID_PROTOCOL_SAMPLES:,}): it is biased "
                      "upward at small N, so compare only at equal N")

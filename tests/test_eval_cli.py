@@ -154,3 +154,36 @@ def test_eval_of_a_stacked_mnist_run_counts_the_classified_triples(monkeypatch, 
     assert code == 0, err
     width, height = _png_size(tmp_path / "plots" / "chain.png")  # 8 chains x 3 levels of 16 x 16 images
     assert (width, height) == (3 * 18 + 2, 8 * 18 + 2)
+
+
+class _Pixels:
+    name = "pixels"
+
+    def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        flat = images.reshape(len(images), -1).astype(np.float64)
+        return flat, flat[:, :2]
+
+
+def test_the_default_reference_is_the_runs_training_set_and_a_folder_or_npz_can_replace_it(monkeypatch, tmp_path):
+    from cli import eval_cmd
+    from ddgan_core.datasets import ImageDataset
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    pixels = np.random.default_rng(0).integers(0, 256, (5, 3, 4, 4), dtype=np.uint8)
+    asked = []
+
+    def fake_load(name, data_dir="./data", resolution=32, **kwargs):
+        asked.append((name, str(data_dir), resolution))
+        return ImageDataset(name, pixels)
+
+    monkeypatch.setattr(eval_cmd, "load_dataset", fake_load)
+    reference = eval_cmd.reference_for(None, "cifar10", "/data/cifar", 4, _Pixels())
+    assert asked == [("cifar10", "/data/cifar", 4)] and reference.n == 5
+    assert "cifar10-train-4px" in reference.source
+    eval_cmd.reference_for(tmp_path, "cifar10", "/data/cifar", 4, _Pixels())
+    assert asked[-1] == ("imagefolder", str(tmp_path), 4)
+    stats = tmp_path / "stats.npz"
+    np.savez(stats, mu=np.zeros(48), sigma=np.eye(48))
+    assert eval_cmd.reference_for(stats, "cifar10", "/data/cifar", 4, _Pixels()).features is None
+    with pytest.raises(eval_cmd.EvaluationError, match="--ref must be"):
+        eval_cmd.reference_for(tmp_path / "stats.txt", "cifar10", "/data/cifar", 4, _Pixels())
