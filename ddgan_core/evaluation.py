@@ -436,7 +436,8 @@ def reference_statistics(
     """Statistics of uint8 reference images, computed once and cached in `cache_dir`/fid.
 
     The cache file is named by `label` and a key of the images' content and the extractor, so
-    changed images or other weights are never served stale statistics.
+    changed images or other weights are never served stale statistics. It keeps the features
+    too (float32; 410 MB for CIFAR-10's 50,000 x 2048), which precision/recall need.
     """
     if len(images) < 2:
         raise EvaluationError(f"the reference {label} needs at least 2 images, has {len(images)}")
