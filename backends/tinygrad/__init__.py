@@ -1,0 +1,1 @@
+"""The tinygrad backend: the DDGAN networks, training step and sampling in tinygrad (no PyTorch)."""

@@ -1,0 +1,80 @@
+"""What the CLI calls for `--backend tinygrad`: train a run, draw samples from a checkpoint.
+
+Same functions and signatures as backends/torch_cuda/entry.py; no PyTorch anywhere on this path.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import pathlib
+
+import numpy as np
+from tinygrad import Context, Device
+
+from backends.tinygrad.networks import build_generator
+from backends.tinygrad.sampling import Sampler
+from backends.tinygrad.trainer import TinygradTrainer, load_module
+from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint
+from ddgan_core.config import Config
+from ddgan_core.errors import DDGANError
+from ddgan_core.rundir import RunDir
+from ddgan_core.session import train_session
+from ddgan_core.training_loop import to_data_units, to_network_units
+
+BACKEND = "tinygrad"
+
+
+def pick_device(name: str | None) -> str:
+    """tinygrad's device name: its default (DEV=... or its own choice) unless one is named (cpu, cuda, ...)."""
+    try:
+        device = Device.DEFAULT if name in (None, "auto") else Device.canonicalize(name)
+        Device[device]  # open it now, so a missing compiler or driver is a one-line error
+    except (RuntimeError, AssertionError, OSError, ImportError, IndexError) as exc:  # what tinygrad raises for unusable devices
+        hint = " (the CPU device needs clang: apt-get install clang)" if name in (None, "auto", "cpu", "CPU") else ""
+        raise DDGANError(f"tinygrad cannot use device '{name or 'default'}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}{hint}") from None
+    return device
+
+
+def train(
+    config: Config, out: pathlib.Path | None, resume: bool, device: str | None = None,
+    iterations: int | None = None, stop_at: int | None = None, show_progress: bool = True,
+) -> RunDir:
+    dev = pick_device(device)
+    if config.train.precision != "fp32":
+        raise DDGANError(f"the tinygrad backend trains in fp32 only (got --precision {config.train.precision})")
+    return train_session(
+        config, lambda cfg: TinygradTrainer(cfg, dev), backend=BACKEND,
+        versions={"tinygrad": importlib.metadata.version("tinygrad"), "tinygrad_device": dev},
+        out=out, resume=resume, iterations=iterations, stop_at=stop_at, show_progress=show_progress,
+    )
+
+
+def load_ema_generator(checkpoint_path: pathlib.Path, device: str):
+    checkpoint = load_checkpoint(checkpoint_path)
+    with Context(DEV=device):
+        generator = build_generator(checkpoint.config)
+    load_module(generator, checkpoint, GENERATOR_EMA)
+    return generator, checkpoint.config
+
+
+def sample(
+    checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
+    trajectory: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None, Config]:
+    """n samples in data units from the checkpoint's EMA generator (and the trajectory if asked)."""
+    dev = pick_device(device)
+    generator, config = load_ema_generator(checkpoint_path, dev)
+    result = Sampler(generator, config, dev).sample(n, seed, steps=steps, return_trajectory=trajectory)
+    samples, path = result if trajectory else (result, None)
+    return to_data_units(samples, config), (to_data_units(path, config) if path is not None else None), config
+
+
+def sample_step(
+    checkpoint_path: pathlib.Path, x_t: np.ndarray, level: int, seed: int, device: str | None = None,
+) -> np.ndarray:
+    """One reverse step from the given x_t (data units, shape (N, ...)) at `level`: draws of x_{level-1}."""
+    dev = pick_device(device)
+    generator, config = load_ema_generator(checkpoint_path, dev)
+    start = to_network_units(np.asarray(x_t, dtype=np.float32), config)
+    drawn = Sampler(generator, config, dev).sample(len(start), seed, levels=[level, level - 1], x_start=start)
+    return to_data_units(drawn, config)

@@ -1,0 +1,42 @@
+"""One-line refusals of network settings that cannot be built or run (same rules as the PyTorch backend).
+
+Note for the lead: this is the same rule set as backends/torch_cuda/networks/__init__.py's
+_check_ncsnpp; both backends should call one copy in ddgan_core once it is moved there.
+"""
+
+from __future__ import annotations
+
+from ddgan_core.config import Config, ConfigError
+
+
+def require_positive(**values: int) -> None:
+    for name, value in values.items():
+        if value < 1:
+            raise ConfigError(f"{name.replace('_', '.', 1)} must be positive, got {value}")
+
+
+def check_ncsnpp(cfg: Config) -> None:
+    """Refuse NCSN++ settings the network cannot be built or run with, in one line."""
+    g = cfg.generator
+    require_positive(
+        generator_channels=g.channels, generator_nf=g.nf, generator_num_res_blocks=g.num_res_blocks,
+        generator_nz=g.nz, generator_z_emb_dim=g.z_emb_dim, generator_image_size=g.image_size,
+    )
+    if not g.ch_mult or min(g.ch_mult) < 1:
+        raise ConfigError(f"generator.ch_mult must be positive integers, got {g.ch_mult}")
+    if g.n_mlp < 0:
+        raise ConfigError(f"generator.n_mlp must not be negative, got {g.n_mlp}")
+    if not 0.0 <= g.dropout < 1.0:
+        raise ConfigError(f"generator.dropout must be in [0, 1), got {g.dropout}")
+    factor = 2 ** (len(g.ch_mult) - 1)
+    if g.image_size % factor:
+        raise ConfigError(f"generator.image_size {g.image_size} is not divisible by 2^(len(ch_mult) - 1) = {factor}")
+    widths = {g.nf} | {g.nf * m for m in g.ch_mult}
+    concatenated = {a + b for a in widths for b in widths}  # decoder blocks read [h, skip]
+    for channels in sorted(widths | concatenated):
+        groups = min(channels // 4, 32)
+        if groups < 1 or channels % groups:
+            raise ConfigError(
+                f"generator: {channels} channels cannot be split into min(channels // 4, 32) GroupNorm groups; "
+                "choose nf and ch_mult so every width is a multiple of 4 (of 32 above 128)"
+            )

@@ -1,0 +1,222 @@
+"""The tinygrad training step is the PyTorch one: same losses, R1, gradients and updated weights
+(1e-3) from one checkpoint and one set of random draws; checkpoints move between the backends;
+resume continues a run exactly; and the tinygrad path never imports torch."""
+
+import json
+import pathlib
+import subprocess
+import sys
+from collections import deque
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tinygrad")
+
+from backends.tinygrad.entry import load_ema_generator as tinygrad_ema_generator
+from backends.tinygrad.entry import pick_device
+from backends.tinygrad.entry import sample as tinygrad_sample
+from backends.tinygrad.entry import train as tinygrad_train
+from backends.tinygrad.trainer import StepDraws, TinygradTrainer, draw_phase
+from ddgan_core.checkpoint import load_checkpoint, save_checkpoint
+from ddgan_core.config import apply_overrides, fit_to_data, preset
+from ddgan_core.errors import DDGANError
+from tests.test_layering import BLOCKER
+
+pytestmark = pytest.mark.tinygrad
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TOLERANCE = 1e-3
+# A small toy configuration: the MLP networks of toy2d, narrower, with R1 at every step.
+TOY = ["generator.hidden=64", "discriminator.hidden=64", "train.batch_size=64", "train.lr_g=1e-3", "train.lr_d=1e-3"]
+
+
+def toy_config(*extra: str):
+    return apply_overrides(fit_to_data(preset("toy2d"), (2,)), TOY + list(extra))
+
+
+def fixed_draws(config, n: int, shape: tuple[int, ...], rng: np.random.Generator) -> StepDraws:
+    return StepDraws(*(draw_phase(rng, n, shape, config.diffusion.timesteps, config.generator.nz) for _ in range(2)))
+
+
+def feed_torch_trainer(trainer, draws: StepDraws) -> None:
+    """Make a TorchTrainer's next step consume `draws`: its three draw points are replaced on the
+    instance (labels, latents, and its ops' randn_like), in the order its step asks for them."""
+    import torch
+
+    phases = (draws.discriminator, draws.generator)
+    labels = deque(torch.from_numpy(p.labels.astype(np.int64)) for p in phases)
+    latents = deque(torch.from_numpy(p.latent) for p in phases)
+    noise = deque(torch.from_numpy(a) for p in phases for a in (p.noise_k, p.noise_next, p.noise_post))
+    trainer._labels = lambda n: labels.popleft()
+    trainer._latent = lambda n: latents.popleft()
+    trainer.ops.randn_like = lambda x: noise.popleft()
+
+
+def shared_start(config, tmp_path: pathlib.Path, rng: np.random.Generator):
+    """A torch trainer and a tinygrad trainer loaded from one checkpoint (weights moved off their
+    near-zero initialisation, so that every weight matters), and that checkpoint's tensors."""
+    torch = pytest.importorskip("torch")
+    from backends.torch_cuda.trainer import TorchTrainer
+
+    reference = TorchTrainer(config, torch.device("cpu"))
+    state = reference.state()
+    for name in [n for n in state if n.startswith(("generator.", "discriminator."))]:
+        state[name] = (state[name] + 0.02 * rng.standard_normal(state[name].shape)).astype(np.float32)
+    for name in [n for n in state if n.startswith("generator_ema.")]:
+        state[name] = state["generator." + name[len("generator_ema."):]]
+    save_checkpoint(tmp_path / "start.safetensors", state, step=0, config=config, extra={"optimizer_step": 0})
+    checkpoint = load_checkpoint(tmp_path / "start.safetensors")
+    reference.load_state(checkpoint)
+    trainer = TinygradTrainer(config, pick_device("cpu"))
+    trainer.load_state(checkpoint)
+    return reference, trainer, state
+
+
+def assert_same_step(config, shape: tuple[int, ...], tmp_path: pathlib.Path) -> None:
+    rng = np.random.default_rng(0)
+    reference, trainer, start = shared_start(config, tmp_path, rng)
+    n = config.train.batch_size
+    batch = rng.uniform(-1, 1, (n, *shape)).astype(np.float32)
+    draws = fixed_draws(config, n, shape, rng)
+    feed_torch_trainer(reference, draws)
+    trainer.draws = lambda n: draws
+    expected = reference.read_scalars(reference.train_step(batch, 0))
+    actual = trainer.read_scalars(trainer.train_step(batch, 0))
+    assert expected["r1"] > 0
+    for key in ("loss_d", "loss_g", "r1"):
+        assert actual[key] == pytest.approx(expected[key], rel=TOLERANCE), key
+    expected_state, actual_state = reference.state(), trainer.state()
+    assert set(actual_state) - {"rng.numpy_pcg64"} == set(expected_state) - {"rng.torch_generator"}
+    for name, want in expected_state.items():
+        if name.startswith("rng."):
+            continue
+        got, section = actual_state[name], name.split(".")[0]
+        if section in ("generator", "discriminator"):
+            # The Adam update, against its own size, where the gradient is well above Adam's eps:
+            # a first update is about lr * sign(gradient), so gradients near eps (1e-8) may differ
+            # in that sign between float32 implementations; there only the update's bound holds.
+            update = want - start[name]
+            moment = expected_state[f"optimizer_{section[0]}.exp_avg.{name.split('.', 1)[1]}"]
+            clear = np.abs(moment) > 1e-4 * np.abs(moment).max()
+            assert np.abs(got - want)[clear].max() <= TOLERANCE * np.abs(update).max(), name
+            assert np.abs(got - want).max() <= 2.01 * max(config.train.lr_g, config.train.lr_d), name
+        elif section == "generator_ema":  # moves by (1 - decay) x the update: float32 rounding of the weight
+            assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max() + 1e-12, name
+        else:  # Adam moments, i.e. the gradients (with R1 in the discriminator's)
+            assert np.abs(got - want).max() <= TOLERANCE * np.abs(want).max(), name
+
+
+def test_one_training_step_matches_torch(tmp_path):
+    assert_same_step(toy_config(), (2,), tmp_path)
+
+
+@pytest.mark.slow
+def test_one_tiny_preset_step_matches_torch(tmp_path):
+    config = apply_overrides(preset("tiny"), ["train.batch_size=4"])
+    assert_same_step(config, (3, 16, 16), tmp_path)
+
+
+def test_resume_continues_the_run_exactly(tmp_path):
+    config = toy_config()
+    rng = np.random.default_rng(3)
+    batches = [rng.standard_normal((64, 2)).astype(np.float32) for _ in range(2)]
+    straight = TinygradTrainer(config, "CPU")
+    for step, batch in enumerate(batches):
+        straight.train_step(batch, step)
+    first = TinygradTrainer(config, "CPU")
+    first.train_step(batches[0], 0)
+    save_checkpoint(tmp_path / "c.safetensors", first.state(), step=1, config=config, extra={"optimizer_step": first.optimizer_step()})
+    resumed = TinygradTrainer(config, "CPU")
+    resumed.load_state(load_checkpoint(tmp_path / "c.safetensors"))
+    resumed.train_step(batches[1], 1)
+    expected, actual = straight.state(), resumed.state()
+    assert resumed.optimizer_step() == straight.optimizer_step() == 2
+    assert set(actual) == set(expected)
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """One short toy run per backend (3 steps, through the shared training loop)."""
+    torch = pytest.importorskip("torch")
+    from backends.torch_cuda.entry import train as torch_train
+
+    root = tmp_path_factory.mktemp("runs")
+    config = toy_config("train.iterations=3", "train.log_every=1")
+    torch.manual_seed(0)
+    by_torch = torch_train(config, root / "torch", resume=False, device="cpu", show_progress=False)
+    by_tinygrad = tinygrad_train(config, root / "tinygrad", resume=False, device="cpu", show_progress=False)
+    return {"torch": by_torch.last_checkpoint, "tinygrad": by_tinygrad.last_checkpoint}
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("trained_by", ["torch", "tinygrad"])
+def test_a_generator_trained_by_either_backend_samples_in_both(runs, trained_by):
+    torch = pytest.importorskip("torch")
+    from tinygrad import Tensor
+
+    from backends.torch_cuda.entry import load_ema_generator as torch_ema_generator
+    from backends.torch_cuda.entry import sample as torch_sample
+
+    checkpoint = runs[trained_by]
+    # The same EMA weights give the same x0 predictions on the same inputs ...
+    rng = np.random.default_rng(5)
+    x_t, z = rng.standard_normal((32, 2)).astype(np.float32), rng.standard_normal((32, 2)).astype(np.float32)
+    labels = rng.integers(0, 4, 32)
+    torch_g, _ = torch_ema_generator(checkpoint, torch.device("cpu"))
+    with torch.no_grad():
+        expected = torch_g(torch.from_numpy(x_t), torch.from_numpy(labels), torch.from_numpy(z)).numpy()
+    tinygrad_g, _ = tinygrad_ema_generator(checkpoint, "CPU")
+    actual = tinygrad_g(Tensor(x_t), Tensor(labels.astype(np.int32)), Tensor(z)).numpy()
+    np.testing.assert_allclose(actual, expected, rtol=1e-4, atol=1e-5)
+    # ... and the two backends' sample chains draw from one distribution (their noise streams differ).
+    ours, _, _ = tinygrad_sample(checkpoint, 2000, None, seed=1, device="cpu")
+    theirs, _, _ = torch_sample(checkpoint, 2000, None, seed=1, device="cpu")
+    assert ours.shape == theirs.shape == (2000, 2)
+    spread = theirs.std(axis=0)
+    assert np.all(np.abs(ours.mean(axis=0) - theirs.mean(axis=0)) < 0.15 * spread)
+    assert np.all(np.abs(ours.std(axis=0) / spread - 1) < 0.1)
+
+
+def test_sampling_with_fewer_steps_and_a_trajectory(runs):
+    samples, trajectory, _ = tinygrad_sample(runs["tinygrad"], 10, 2, seed=0, device="cpu", trajectory=True)
+    assert samples.shape == (10, 2) and trajectory.shape == (3, 10, 2)  # levels 4, 2, 0
+    np.testing.assert_array_equal(trajectory[-1], samples)
+    again, _, _ = tinygrad_sample(runs["tinygrad"], 10, 2, seed=0, device="cpu")
+    np.testing.assert_array_equal(again, samples)  # a seed fixes the samples
+
+
+def test_unknown_device_is_a_one_line_error():
+    with pytest.raises(DDGANError, match="cannot use device 'nonsense'"):
+        pick_device("nonsense")
+
+
+NO_TORCH_RUN = """
+import sys
+from typer.testing import CliRunner
+import cli.main  # registers every command on the Typer app
+from cli.app import app
+out = sys.argv[1]
+overrides = [a for o in {overrides!r} for a in ("--set", o)]
+r = CliRunner().invoke(app, ["train", "--backend", "tinygrad", "--dataset", "grid25", "--iterations", "3",
+                             "--device", "cpu", "--out", out + "/run"] + overrides)
+assert r.exit_code == 0, r.output + repr(r.exception)
+r = CliRunner().invoke(app, ["sample", "--backend", "tinygrad", "--run", out + "/run", "-n", "50",
+                             "--out", out + "/s.npz", "--device", "cpu"])
+assert r.exit_code == 0, r.output + repr(r.exception)
+print(sorted(m for m in sys.modules if m.split(".")[0] == "torch"))
+"""
+
+
+def test_tinygrad_trains_and_samples_without_torch(tmp_path):
+    blocker = BLOCKER.replace("('torch', 'tinygrad', 'safetensors')", "('torch',)")
+    code = blocker + NO_TORCH_RUN.format(overrides=TOY + ["train.log_every=1"])
+    result = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert np.load(tmp_path / "s.npz")["samples"].shape == (50, 2)
+    logged = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [entry["step"] for entry in logged] == [1, 2, 3]
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["backend"] == "tinygrad"
