@@ -56,10 +56,12 @@ class GeneratorConfig:
     nz: int = 100
     z_emb_dim: int = 256
     n_mlp: int = 4
-    # point data (kind == "mlp"): data dimension, hidden width and depth
+    # point data (kind == "mlp"): data dimension, hidden width and depth, and the number of
+    # positional-encoding frequencies of the input coordinates (0: the plain MLP)
     data_dim: int = 2
     hidden: int = 512
     layers: int = 3
+    input_frequencies: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ class DiscriminatorConfig:
     t_emb_dim: int = 256
     hidden: int = 512
     layers: int = 3
+    input_frequencies: int = 0
 
 
 @dataclass(frozen=True)
