@@ -96,6 +96,7 @@ class TrainConfig:
     sample_every: int = 5000
     checkpoint_every: int = 10000
     precision: str = "fp32"  # "fp32" or "bf16"
+    compile: bool = False  # torch backend fast path: compiled networks, channels_last images
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,11 @@
 
 Every coefficient, forward draw and loss comes from ddgan_core; this file supplies the networks,
 autograd (R1 by double backward), Adam, the EMA copy and data-parallel gradient averaging.
+
+With `train.compile` (the fast path) both networks hold channels_last weights, images enter in
+channels_last, and the forward passes run compiled by TorchInductor, except the discriminator's
+pass on real data at R1 steps: a compiled graph does not support the double backward R1 needs,
+so that one pass runs the same module eagerly.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from backends.torch_cuda.compile import compile_network, host_to_device, to_channels_last
 from backends.torch_cuda.distributed import Distributed
 from backends.torch_cuda.networks import build_discriminator, build_generator
 from backends.torch_cuda.ops import TorchOps
@@ -35,6 +41,9 @@ class TorchTrainer:
         torch.manual_seed(train.seed)  # identical initial weights on every rank
         self.generator = build_generator(config).to(device)
         self.discriminator = build_discriminator(config).to(device)
+        if train.compile:
+            to_channels_last(self.generator)
+            to_channels_last(self.discriminator)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
         fused = device.type == "cuda"
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2), fused=fused)
@@ -46,6 +55,8 @@ class TorchTrainer:
         self.process = DiffusionProcess(self.schedule, self.ops)
         self.autocast = config.train.precision == "bf16"
         self._last_r1 = torch.zeros((), device=device)
+        self._g = compile_network(self.generator) if train.compile else self.generator
+        self._d_fast = compile_network(self.discriminator) if train.compile else self.discriminator
 
     # --- the step -------------------------------------------------------------------------
     def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
@@ -63,16 +74,18 @@ class TorchTrainer:
     def _fake(self, x0: torch.Tensor, label: torch.Tensor, x_next: torch.Tensor) -> torch.Tensor:
         """x_k' ~ q(x_k | x_{k+1}, x_0 = G(x_{k+1}, z, k))."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            x0_pred = self.generator(x_next, label, self._latent(len(x0))).float()
+            x0_pred = self._g(x_next, label, self._latent(len(x0))).float()
         return self.process.posterior_sample(x0_pred, x_next, label)
 
-    def _d(self, x_prev: torch.Tensor, x_next: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+    def _d(self, x_prev: torch.Tensor, x_next: torch.Tensor, label: torch.Tensor, eager: bool = False) -> torch.Tensor:
+        """D's logits in fp32; `eager` bypasses compilation (for the R1 pass's double backward)."""
+        network = self.discriminator if eager else self._d_fast
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            return self.discriminator(x_prev, x_next, label).float()
+            return network(x_prev, x_next, label).float()
 
     def train_step(self, batch: np.ndarray, step: int) -> dict[str, Any]:
         train = self.config.train
-        x0 = torch.from_numpy(batch).to(self.device, non_blocking=True)
+        x0 = host_to_device(batch, self.device, channels_last=train.compile)
         n = len(x0)
         # D step: real pairs against detached fakes, R1 on real x_k every lazy_reg steps.
         self.discriminator.requires_grad_(True)
@@ -80,7 +93,7 @@ class TorchTrainer:
         x_k, x_next = self.process.real_pair(x0, label)
         with_r1 = train.r1_gamma > 0 and losses.r1_due(step, train.lazy_reg)
         x_k.requires_grad_(with_r1)
-        real_logits = self._d(x_k, x_next, label)
+        real_logits = self._d(x_k, x_next, label, eager=with_r1)
         with torch.no_grad():
             x_fake = self._fake(x0, label, x_next)
         loss_d = losses.discriminator_loss(real_logits, self._d(x_fake, x_next, label), self.ops)

@@ -1,0 +1,62 @@
+"""The pieces of the PyTorch fast path shared by sampling and training (issue 7).
+
+- `compile_network`: torch.compile (TorchInductor) of a network's forward, shapes specialised
+  (each batch size gets its own kernels). Only modes that leave CUDA graphs to the caller are
+  offered, because the fast sampler captures its whole chain as one CUDA graph itself.
+- `to_channels_last`: NHWC weights for the convolutions (cuDNN's tensor-core layout for bf16).
+- `host_to_device`: a numpy batch to the device through page-locked memory, without blocking
+  the host, so the next batch is prepared while the device works.
+
+torch.compile cannot run a double backward through a compiled graph (AOTAutograd refuses it), so
+the R1 penalty's forward pass stays eager (see TorchTrainer).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from ddgan_core.errors import DDGANError
+
+COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
+
+# The FIR kernel cache (networks/layers.py `_fir_kernel_2d`) is a pure function of (gain, device,
+# dtype): Dynamo tracing through it instead of using the cache computes the same constant.
+warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`", category=UserWarning)
+
+
+def check_compile_mode(mode: str) -> str:
+    if mode not in COMPILE_MODES:
+        raise DDGANError(f"unknown compile mode '{mode}' (known: {', '.join(COMPILE_MODES)})")
+    return mode
+
+
+def compile_network(module: nn.Module, mode: str = "default") -> nn.Module:
+    """`module` compiled by TorchInductor (sharing its parameters); compiles on the first call.
+
+    dynamic=False: each input shape gets kernels of its own. Compiled code is cached per class,
+    so a second instance of the same network with the same shapes compiles nothing new.
+    """
+    return torch.compile(module, mode=check_compile_mode(mode), dynamic=False)
+
+
+def to_channels_last(module: nn.Module) -> nn.Module:
+    """Convert the module's 4-D weights to channels_last in place (parameter names and values unchanged)."""
+    return module.to(memory_format=torch.channels_last)
+
+
+def host_to_device(batch: np.ndarray, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """The batch on `device`: on CUDA copied from page-locked memory without blocking the host.
+
+    `pin_memory()` takes a block of PyTorch's caching host allocator, which records the copy's
+    stream and reuses the block only once the copy is done. Images can be put in channels_last.
+    """
+    tensor = torch.from_numpy(batch)
+    if device.type == "cuda":
+        tensor = tensor.pin_memory().to(device, non_blocking=True)
+    if channels_last and tensor.dim() == 4:
+        tensor = tensor.contiguous(memory_format=torch.channels_last)
+    return tensor
