@@ -14,7 +14,7 @@ from rich.table import Table
 from cli.app import app
 from cli.backend_loader import BACKENDS, load_backend
 from ddgan_core.benchmark import PAPER_BATCH, PAPER_SECONDS_PER_100, BenchResult, check_counts, check_protocol, summarise
-from ddgan_core.config import preset
+from ddgan_core.config import apply_overrides, preset
 from ddgan_core.errors import DDGANError
 
 bench_app = typer.Typer(help="Sampling and training throughput (random weights; no checkpoint needed).",
@@ -44,12 +44,12 @@ def _batch(batch_size: Optional[int], protocol: str, default: int) -> int:
     return default if batch_size is None else batch_size
 
 
-def _print(result: BenchResult, as_json: bool) -> None:
+def _print(result: BenchResult, as_json: bool, path: str = "eager") -> None:
     if as_json:
-        typer.echo(json.dumps(result.to_dict()))
+        typer.echo(json.dumps({**result.to_dict(), "path": path}))
         return
     table = Table(title=f"ddgan bench {result.kind}: {result.preset} on {result.device_name} ({result.backend}, "
-                        f"{result.precision})")
+                        f"{result.precision}, {path})")
     table.add_column("figure")
     table.add_column("value", justify="right")
     rows = [
@@ -87,6 +87,11 @@ def bench_sample(
     warmup: int = typer.Option(2, "--warmup", help="Untimed runs first."),
     repeats: int = typer.Option(10, "--repeats", help="Timed runs."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    fast: bool = typer.Option(False, "--fast", help="torch: compiled generator, channels_last, and on CUDA the whole "
+                                                    "chain as one CUDA graph (compiled before timing)."),
+    cuda_graph: bool = typer.Option(True, "--cuda-graph/--no-cuda-graph", help="With --fast on CUDA: replay one graph."),
+    compile_mode: str = typer.Option("default", "--compile-mode",
+                                     help="With --fast: default, max-autotune-no-cudagraphs, or none (not compiled)."),
 ) -> None:
     """Sampling speed: images/s, latency per batch, peak memory, FLOPs per image."""
     check_protocol(protocol)
@@ -95,9 +100,17 @@ def bench_sample(
     config = preset(preset_name)
     module = load_bench_module(backend)
     steps = config.diffusion.timesteps if steps is None else steps
-    measurement = module.bench_sample(config, batch, steps, device, precision, warmup, repeats)
+    options, path = {}, "eager"
+    if fast:
+        if not hasattr(module, "make_fast_sampler"):
+            raise DDGANError(f"--fast: the {backend} backend has no fast sampling path")
+        mode = None if compile_mode == "none" else compile_mode
+        graph = cuda_graph and module.bench_device(device, precision).type == "cuda"
+        options = {"fast": True, "compile_mode": mode, "cuda_graph": graph}
+        path = " + ".join([f"compiled ({mode})" if mode else "not compiled", "channels_last"] + ["CUDA graph"] * graph)
+    measurement = module.bench_sample(config, batch, steps, device, precision, warmup, repeats, **options)
     _print(summarise(measurement, kind="sample", backend=backend, preset=preset_name, device=device or "auto",
-                     precision=precision, protocol=protocol, batch_size=batch, steps=steps, warmup=warmup), as_json)
+                     precision=precision, protocol=protocol, batch_size=batch, steps=steps, warmup=warmup), as_json, path)
 
 
 @bench_app.command("train")
@@ -111,13 +124,18 @@ def bench_train(
     warmup: int = typer.Option(3, "--warmup", help="Untimed iterations first."),
     repeats: int = typer.Option(10, "--repeats", help="Timed iterations."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    fast: bool = typer.Option(False, "--fast", help="torch: the train.compile path (compiled G and D, channels_last); "
+                                                    "compiles during the warm-up iterations."),
 ) -> None:
     """Training speed: images/s and iterations/s (one D and one G step each), peak memory."""
     check_protocol(protocol)
     config = preset(preset_name)
+    if fast:
+        config = apply_overrides(config, ["train.compile=true"])
     batch = _batch(batch_size, protocol, config.train.batch_size)
     check_counts(batch, warmup, repeats)
     module = load_bench_module(backend)
     measurement = module.bench_train(config, batch, device, precision, warmup, repeats)
     _print(summarise(measurement, kind="train", backend=backend, preset=preset_name, device=device or "auto",
-                     precision=precision, protocol=protocol, batch_size=batch, steps=None, warmup=warmup), as_json)
+                     precision=precision, protocol=protocol, batch_size=batch, steps=None, warmup=warmup), as_json,
+           "compiled (default) + channels_last" if fast else "eager")

@@ -6,8 +6,10 @@ sampling, one D step plus one G step for training. Warm-up runs are not timed; o
 is timed with CUDA events, on the CPU with a monotonic clock. Peak memory is the CUDA
 allocator's peak, or the process's peak resident set on the CPU.
 
-Sampling goes through `make_sampler`, which returns the callable that draws one batch: a faster
-path (torch.compile, CUDA graphs) plugs in as another such factory behind a CLI flag.
+Sampling goes through `make_sampler` (eager) or `make_fast_sampler` (fast_sampling.FastSampler:
+compiled generator, channels_last, and on CUDA one CUDA graph per chain), each returning the
+callable that draws one batch; model FLOPs are always counted on the eager path (the same model).
+Training's fast path is the trainer's own (`train.compile`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from backends.torch_cuda.compile import check_compile_mode
 from backends.torch_cuda.entry import pick_device
+from backends.torch_cuda.fast_sampling import FastSampler
 from backends.torch_cuda.networks import build_generator
 from backends.torch_cuda.trainer import TorchTrainer, sample_with
 from ddgan_core.benchmark import Measurement
@@ -118,6 +122,23 @@ def make_sampler(
     return run
 
 
+def make_fast_sampler(
+    config: Config, batch_size: int, steps: int | None, device: torch.device, precision: str, seed: int = 0,
+    compile_mode: str | None = "default", cuda_graph: bool = True,
+) -> Callable[[], np.ndarray]:
+    """The fast sampler over the same randomly initialised generator as `make_sampler` (the same
+    samples for the same seed, up to rounding); the CUDA graph only where the device is CUDA."""
+    torch.manual_seed(seed)
+    generator = build_generator(config).to(device).eval()
+    sampler = FastSampler(generator, config, batch_size, device, steps=steps, precision=precision,
+                          compile_mode=compile_mode, cuda_graph=cuda_graph and device.type == "cuda")
+
+    def run() -> np.ndarray:
+        return sampler.sample(batch_size, seed)
+
+    return run
+
+
 def count_flops(run: Callable[[], object]) -> float:
     """Model FLOPs of one call of `run` (matmuls and convolutions, as FlopCounterMode counts them)."""
     with FlopCounterMode(display=False) as counter:
@@ -127,11 +148,20 @@ def count_flops(run: Callable[[], object]) -> float:
 
 def bench_sample(
     config: Config, batch_size: int, steps: int | None, device: str | None, precision: str, warmup: int, repeats: int,
+    fast: bool = False, compile_mode: str | None = "default", cuda_graph: bool = True,
 ) -> Measurement:
-    """Sampling speed of the preset's generator: seconds per batch of `batch_size` images."""
+    """Sampling speed of the preset's generator: seconds per batch of `batch_size` images.
+
+    `fast` times `make_fast_sampler` (compile_mode None: not compiled; cuda_graph: where CUDA);
+    it compiles (and captures its graph) while it is built, before the warm-up runs.
+    """
     dev = bench_device(device, precision)
+    if fast and compile_mode is not None:
+        check_compile_mode(compile_mode)
     run = make_sampler(config, batch_size, steps, dev, precision)
     flops_per_image = count_flops(run) / batch_size
+    if fast:
+        run = make_fast_sampler(config, batch_size, steps, dev, precision, compile_mode=compile_mode, cuda_graph=cuda_graph)
     _reset_peak_memory(dev)
     seconds = time_runs(run, dev, warmup, repeats)
     return Measurement(seconds, peak_memory_bytes(dev), device_description(dev), flops_per_image,
