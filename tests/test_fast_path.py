@@ -1,0 +1,232 @@
+"""The PyTorch fast path (issue 7): sampling through static buffers, compiled networks, CUDA graphs.
+
+The fast sampler must draw the same random numbers as the eager chain for a seed, so its samples
+equal the eager ones up to rounding; the generator's weights are perturbed so that its output is
+far from the near-zero output of the published initialisation (otherwise every chain would end
+near 0 and any two samplers would agree). Tests named `test_cuda_*` need a CUDA device and run
+in scripts/gpu_check.sh (`-k cuda`); compiling on a CPU takes minutes, so those tests are slow.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+torch = pytest.importorskip("torch")
+
+from backends.torch_cuda import entry  # noqa: E402
+from backends.torch_cuda.compile import host_to_device  # noqa: E402
+from backends.torch_cuda.fast_sampling import FastSampler  # noqa: E402
+from backends.torch_cuda.networks import build_generator  # noqa: E402
+from backends.torch_cuda.networks.layers import variance_scaling_uniform_  # noqa: E402
+from backends.torch_cuda.trainer import TorchTrainer, sample_with  # noqa: E402
+from cli.app import app  # noqa: E402
+from cli.main import COMMAND_MODULES  # noqa: E402,F401  (registers the commands)
+from ddgan_core.checkpoint import GENERATOR_EMA, save_checkpoint  # noqa: E402
+from ddgan_core.config import Config, apply_overrides, preset  # noqa: E402
+from ddgan_core.errors import DDGANError  # noqa: E402
+
+CPU = torch.device("cpu")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+runner = CliRunner()
+
+
+def visible_generator(config, device=CPU) -> torch.nn.Module:
+    """The config's generator with its near-zero layers re-drawn at unit scale: samples spread over [-1, 1]."""
+    torch.manual_seed(0)
+    generator = build_generator(config).eval()
+    with torch.no_grad():
+        for p in generator.parameters():
+            if p.dim() > 1 and p.abs().max() < 1e-4:
+                variance_scaling_uniform_(p, 1.0, "fan_avg")
+    return generator.to(device)
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return preset("tiny")
+
+
+# --- sampling ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("steps", [None, 2, 1])
+def test_buffered_draws_reproduce_the_eager_chain_in_fp32(tiny, steps):
+    generator = visible_generator(tiny)
+    eager = sample_with(generator, tiny, 5, seed=3, device=CPU, steps=steps, batch_size=2)
+    assert eager.std() > 0.2  # the check below would be vacuous for samples near 0
+    sampler = FastSampler(copy.deepcopy(generator), tiny, 2, CPU, steps=steps, compile_mode=None)
+    fast = sampler.sample(5, seed=3)  # batches 2, 2 and a last one of 1 in buffers of 2
+    assert fast.shape == eager.shape == (5, 3, 16, 16) and fast.dtype == np.float32
+    np.testing.assert_allclose(fast, eager, atol=1e-4)  # channels_last convolutions: reassociation only
+    other = sampler.sample(5, seed=4)
+    assert np.abs(other - eager).mean() > 0.1
+
+
+def test_point_data_samples_through_the_same_buffers():
+    config = apply_overrides(preset("toy2d"), ["generator.hidden=32"])
+    generator = visible_generator(config)
+    eager = sample_with(generator, config, 7, seed=1, device=CPU, batch_size=4)
+    fast = FastSampler(copy.deepcopy(generator), config, 4, CPU, compile_mode=None).sample(7, seed=1)
+    np.testing.assert_allclose(fast, eager, atol=1e-5)
+
+
+def test_bf16_autocast_samples_are_close_to_fp32(tiny):
+    generator = visible_generator(tiny)
+    eager = sample_with(generator, tiny, 4, seed=0, device=CPU, batch_size=4)
+    bf16 = FastSampler(copy.deepcopy(generator), tiny, 4, CPU, precision="bf16", compile_mode=None).sample(4, seed=0)
+    other_seed = sample_with(generator, tiny, 4, seed=1, device=CPU, batch_size=4)
+    error = relative_error(bf16, eager)
+    assert 0 < error < 0.1  # bf16 rounding through four steps (about 0.03 measured)
+    assert relative_error(other_seed, eager) > 10 * error
+
+
+def test_bad_sampler_settings_are_refused(tiny):
+    generator = build_generator(tiny)
+    with pytest.raises(DDGANError, match="CUDA graph needs a CUDA device"):
+        FastSampler(generator, tiny, 2, CPU, cuda_graph=True)
+    with pytest.raises(DDGANError, match="unknown precision"):
+        FastSampler(generator, tiny, 2, CPU, precision="fp16")
+    with pytest.raises(DDGANError, match="unknown compile mode"):
+        FastSampler(generator, tiny, 2, CPU, compile_mode="reduce-overhead")
+    with pytest.raises(DDGANError, match="--steps"):
+        FastSampler(generator, tiny, 2, CPU, steps=5, compile_mode=None)
+
+
+@pytest.mark.slow
+def test_compiled_sampling_from_a_checkpoint_equals_the_eager_command(tiny, tmp_path):
+    """`ddgan sample --fast` on the CPU: torch.compile of the generator, channels_last, same draws."""
+    checkpoint = tmp_path / "g.safetensors"
+    state = {f"{GENERATOR_EMA}.{k}": v.numpy() for k, v in visible_generator(tiny).state_dict().items()}
+    save_checkpoint(checkpoint, state, step=0, config=tiny)
+    eager, _, _ = entry.sample(checkpoint, 3, None, seed=5, device="cpu")
+    fast, _, _ = entry.sample(checkpoint, 3, None, seed=5, device="cpu", fast=True)
+    assert eager.std() > 0.2
+    np.testing.assert_allclose(fast, eager, atol=1e-4)
+
+
+def test_sample_command_refuses_fast_with_a_trajectory_or_another_backend(tmp_path):
+    for args, message in [(["--fast", "--trajectory", "--out", "s.npz"], "drop --fast or --trajectory"),
+                          (["--fast", "--backend", "tinygrad"], "torch-backend path")]:
+        result = runner.invoke(app, ["sample", "--checkpoint", str(tmp_path / "none.safetensors"), *args])
+        assert result.exit_code != 0 and message in str(result.exception or result.output), result.output
+
+
+def test_bench_sample_fast_reports_its_path_in_json():
+    result = runner.invoke(app, ["bench", "sample", "--preset", "tiny", "--device", "cpu", "--batch-size", "2",
+                                 "--warmup", "0", "--repeats", "1", "--fast", "--compile-mode", "none", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["path"] == "not compiled + channels_last" and payload["batch_size"] == 2
+    assert payload["flops_per_image"] > 0
+
+
+def test_bench_sample_refuses_an_unknown_compile_mode():
+    result = runner.invoke(app, ["bench", "sample", "--preset", "tiny", "--device", "cpu", "--batch-size", "2",
+                                 "--fast", "--compile-mode", "fastest"])
+    assert result.exit_code != 0 and "unknown compile mode" in str(result.exception)
+
+
+# --- training ------------------------------------------------------------------------------------
+def test_host_to_device_keeps_values_and_can_give_channels_last():
+    batch = np.random.default_rng(0).uniform(-1, 1, (2, 3, 4, 4)).astype(np.float32)
+    plain, nhwc = host_to_device(batch, CPU), host_to_device(batch, CPU, channels_last=True)
+    np.testing.assert_array_equal(plain.numpy(), batch)
+    np.testing.assert_array_equal(nhwc.numpy(), batch)
+    assert nhwc.is_contiguous(memory_format=torch.channels_last) and not plain.is_contiguous(memory_format=torch.channels_last)
+
+
+def _losses_over_steps(config, device, steps):
+    trainer = TorchTrainer(config, device)
+    batch = np.random.default_rng(0).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
+    return [trainer.read_scalars(trainer.train_step(batch, step)) for step in range(steps)], trainer
+
+
+@pytest.mark.slow
+def test_compiled_training_follows_the_eager_run_including_r1_steps(tiny):
+    """train.compile: compiled G and D (D eager at R1 steps), channels_last; same draws, so the same
+    losses up to fp32 reassociation over three steps (R1 at steps 0 and 2)."""
+    config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2"])
+    eager, _ = _losses_over_steps(config, CPU, 3)
+    fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), CPU, 3)
+    assert eager[0]["r1"] > 0 and eager[2]["r1"] != eager[0]["r1"]
+    for e, f in zip(eager, fast):
+        for key in ("loss_d", "loss_g", "r1"):
+            assert f[key] == pytest.approx(e[key], rel=1e-3, abs=1e-6), key
+    assert trainer.generator.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
+    saved = trainer.state()["generator.conv_in.weight"]
+    assert saved.flags["C_CONTIGUOUS"] and saved.shape == (16, 3, 3, 3)  # checkpoints stay NCHW
+
+
+# --- CUDA (scripts/gpu_check.sh) -----------------------------------------------------------------
+@needs_cuda
+def test_cuda_graph_replay_reproduces_the_eager_chain(tiny):
+    cuda = torch.device("cuda")
+    generator = visible_generator(tiny, cuda)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    eager = sample_with(generator, tiny, 5, seed=3, device=cuda, batch_size=4)
+    sampler = FastSampler(copy.deepcopy(generator), tiny, 4, cuda, compile_mode=None, cuda_graph=True)
+    first, again = sampler.sample(5, seed=3), sampler.sample(5, seed=3)
+    np.testing.assert_array_equal(first, again)  # replays read only the refilled buffers
+    np.testing.assert_allclose(first, eager, atol=1e-4)
+    assert np.abs(sampler.sample(5, seed=4) - eager).mean() > 0.1
+
+
+@needs_cuda
+def test_cuda_train_step_makes_no_host_synchronisation(tiny):
+    cuda = torch.device("cuda")
+    config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2", "precision=bf16"])
+    trainer = TorchTrainer(config, cuda)
+    batch = np.random.default_rng(0).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
+    trainer.train_step(batch, 0)  # first use moves the coefficient tables to the device
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        out = [trainer.train_step(batch, step) for step in (1, 2)]  # a plain step and an R1 step
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert all(np.isfinite(list(trainer.read_scalars(o).values())).all() for o in out)
+
+
+@needs_cuda
+def test_cuda_compiled_bf16_graph_is_close_to_eager_fp32(tiny):
+    cuda = torch.device("cuda")
+    generator = visible_generator(tiny, cuda)
+    eager = sample_with(generator, tiny, 8, seed=0, device=cuda, batch_size=8)
+    fast = FastSampler(copy.deepcopy(generator), tiny, 8, cuda, precision="bf16", compile_mode="default",
+                       cuda_graph=True).sample(8, seed=0)
+    other_seed = sample_with(generator, tiny, 8, seed=1, device=cuda, batch_size=8)
+    error = relative_error(fast, eager)
+    assert error < 0.1 and relative_error(other_seed, eager) > 10 * error
+
+
+@needs_cuda
+def test_cuda_compiled_training_follows_eager_and_makes_no_host_synchronisation(tiny):
+    cuda = torch.device("cuda")
+    config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2"])
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    eager, _ = _losses_over_steps(config, cuda, 3)
+    fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), cuda, 3)
+    for e, f in zip(eager, fast):
+        for key in ("loss_d", "loss_g", "r1"):
+            assert f[key] == pytest.approx(e[key], rel=1e-3, abs=1e-6), key
+    batch = np.random.default_rng(1).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        trainer.train_step(batch, 3)
+        trainer.train_step(batch, 4)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def test_train_compile_is_a_config_key_that_survives_the_run_directory(tiny):
+    assert tiny.train.compile is False
+    fast = apply_overrides(tiny, ["train.compile=true"])
+    assert fast.train.compile is True and Config.from_json(fast.to_json()).train.compile is True
