@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Issue 7's GPU check: the CUDA tests of the fast path, then sampling and training speed of the
+# CIFAR-10 preset on one CUDA GPU. Under 8 minutes on one H200 (each section has a time limit).
+#
+# How to run it with the device tool (from the repository root, which is where the tool runs):
+#     run(command="bash scripts/gpu_check.sh", timeout_s=540)
+#   carry: nothing. Every dependency is in the device image (torch, numpy, typer, rich, safetensors,
+#   pillow, matplotlib, pytest, hypothesis, scipy: KINDS.md's package list), so nothing is installed
+#   and the project runs from the checkout through PYTHONPATH. Should the image lose one of them:
+#   here, `echo /.whl/ >> .git/info/exclude`, download the wheel as the device README says
+#   (python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp
+#    --platform manylinux_2_17_x86_64 ... -d .whl NAME==VERSION), and run with carry [".whl"]:
+#   this script then installs .whl/*.whl into /tmp/site without the network.
+# Sections: tests sample train (default: all, in that order), e.g. `bash scripts/gpu_check.sh sample`:
+# a full run leaves a 15-minute device budget room to rerun one section, not the whole script.
+# Time limits per section (seconds): GPU_CHECK_LIMIT_TESTS, _SAMPLE, _TRAIN (defaults 90, 180, 170).
+# A failing or timed-out section is reported and the next one runs; a failing measurement inside
+# a section is recorded as an error row and the section goes on.
+# Results: $OUT/gpu_check.json (every row), $OUT/gpu_check.md (the tables, also printed last),
+# $OUT/gpu_check.log (everything printed). Without $OUT (by hand): ./gpu_check_out/.
+set -u
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$PWD/gpu_check_out}
+mkdir -p "$OUT"
+ROWS=$OUT/rows.jsonl SECTIONS=$OUT/sections.jsonl LOG=$OUT/gpu_check.log
+: >"$ROWS"; : >"$SECTIONS"; : >"$LOG"
+export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+
+if ! python3 -c "import numpy, typer, rich, safetensors, PIL, pytest" 2>>"$LOG"; then
+    if compgen -G ".whl/*.whl" >/dev/null; then
+        echo "installing carried wheels from .whl/ into /tmp/site" | tee -a "$LOG"
+        python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+            && export PYTHONPATH=$PYTHONPATH:/tmp/site
+    else
+        echo "gpu_check: a dependency is missing and no wheels were carried in .whl/ (see this script's header)" | tee -a "$LOG"
+    fi
+fi
+
+section() {  # section NAME LIMIT COMMAND...: run with a time limit, log, record the exit status
+    local name=$1 limit=$2 begin rc
+    shift 2
+    echo "=== $name (limit ${limit}s) ===" | tee -a "$LOG"
+    begin=$(date +%s)
+    timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG"
+    rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 0 ] || echo "!!! section $name FAILED with exit status $rc$([ "$rc" -eq 124 ] && echo ' (time limit)')" | tee -a "$LOG"
+    echo "{\"section\": \"$name\", \"rc\": $rc, \"seconds\": $(( $(date +%s) - begin ))}" >>"$SECTIONS"
+}
+
+wanted=${*:-tests sample train}
+section env 60 python3 benchmarks/gpu_check.py env --rows "$ROWS"
+for name in $wanted; do
+    case $name in
+        tests) section tests "${GPU_CHECK_LIMIT_TESTS:-90}" python3 -m pytest tests/test_fast_path.py -k cuda -q -rs -p no:cacheprovider ;;
+        sample) section sample "${GPU_CHECK_LIMIT_SAMPLE:-180}" python3 benchmarks/gpu_check.py sample --rows "$ROWS" ;;
+        train) section train "${GPU_CHECK_LIMIT_TRAIN:-170}" python3 benchmarks/gpu_check.py train --rows "$ROWS" ;;
+        *) echo "gpu_check: unknown section '$name' (tests, sample, train)" | tee -a "$LOG" ;;
+    esac
+done
+python3 benchmarks/gpu_check.py report --rows "$ROWS" --sections "$SECTIONS" \
+    --json "$OUT/gpu_check.json" --markdown "$OUT/gpu_check.md" 2>&1 | tee -a "$LOG"
