@@ -156,14 +156,17 @@ class TorchTrainer:
             load_module(module, checkpoint, prefix)
         step = int(checkpoint.extra.get("optimizer_step", 0))
         for prefix, opt, module in (("optimizer_g", self.opt_g, self.generator), ("optimizer_d", self.opt_d, self.discriminator)):
-            for name, p in module.named_parameters():
+            state = {}
+            for index, (name, _) in enumerate(module.named_parameters()):
                 key = f"{prefix}.exp_avg.{name}"
                 if key in checkpoint.tensors:
-                    opt.state[p] = {
+                    state[index] = {
                         "step": torch.tensor(float(step)),
-                        "exp_avg": torch.from_numpy(checkpoint.tensors[key]).to(self.device),
-                        "exp_avg_sq": torch.from_numpy(checkpoint.tensors[f"{prefix}.exp_avg_sq.{name}"]).to(self.device),
+                        "exp_avg": torch.from_numpy(checkpoint.tensors[key]),
+                        "exp_avg_sq": torch.from_numpy(checkpoint.tensors[f"{prefix}.exp_avg_sq.{name}"]),
                     }
+            # through load_state_dict, so torch places each tensor (and the step) as this optimiser needs
+            opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
         if RNG_KEY in checkpoint.tensors:
             self.rng.set_state(torch.from_numpy(checkpoint.tensors[RNG_KEY].copy()))
 
