@@ -161,7 +161,6 @@ def test_training_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(
     assert after.step == 2 and all(np.array_equal(after.tensors[k], good[k]) for k in good)
 
 
-@pytest.mark.slow
 def test_two_process_gloo_training(cifar_dir, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
