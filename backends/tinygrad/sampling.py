@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 from tinygrad import Context, Tensor, TinyJit
 
+from backends.tinygrad import program_cache
 from backends.tinygrad.ops import TinygradOps, host_noise, labels_tensor
 from ddgan_core.config import Config
 from ddgan_core.sampling import chain_levels, sample_chain
@@ -35,6 +36,7 @@ class Sampler:
         self.generator, self.config, self.device = generator, config, device
         self.schedule = schedule_from_config(config.diffusion)
         self._forward: dict[tuple[int, ...], TinyJit] = {}
+        program_cache.restore()
 
     def _predict(self, x_t: Tensor, labels: Tensor, z: Tensor) -> Tensor:
         jit = self._forward.get(x_t.shape)
@@ -79,4 +81,5 @@ class Sampler:
                 x = result
             outputs.append(x.numpy())
         samples = np.concatenate(outputs)
+        program_cache.persist()
         return (samples, np.concatenate(trajectories, axis=1)) if return_trajectory else samples

@@ -27,6 +27,7 @@ from tinygrad import Context, Tensor, TinyJit
 from tinygrad.nn.optim import Adam
 from tinygrad.nn.state import get_state_dict
 
+from backends.tinygrad import program_cache
 from backends.tinygrad.networks import build_discriminator, build_generator
 from backends.tinygrad.ops import QueuedNoise, TinygradOps, labels_tensor
 from backends.tinygrad.sampling import Sampler, item_shape
@@ -76,6 +77,7 @@ class TinygradTrainer:
     def __init__(self, config: Config, device: str) -> None:
         self.config, self.device = config, device
         train = config.train
+        program_cache.restore()
         Tensor.manual_seed(train.seed)
         with Context(DEV=device):
             self.generator = build_generator(config)
@@ -125,6 +127,7 @@ class TinygradTrainer:
             else:
                 loss_d, loss_g = self._step_without_r1(*inputs)
         self._steps_taken += 1
+        program_cache.persist()  # stores the kernels a step's first calls generated; free otherwise
         return {"loss_d": loss_d, "loss_g": loss_g, "r1": self._last_r1}
 
     def _step(self, with_r1: bool, x0: Tensor, lr_g: Tensor, lr_d: Tensor, *draws: Tensor) -> tuple[Tensor, ...]:
@@ -204,11 +207,17 @@ class TinygradTrainer:
 
 
 def _adam_step(opt: Adam, params: list[Tensor], loss: Tensor, lr: Tensor, outputs: list[Tensor]) -> None:
-    """One Adam update of `params` on `loss` at learning rate `lr` (a (1,) tensor), realised with `outputs`."""
+    """One Adam update of `params` on `loss` at learning rate `lr` (a (1,) tensor), realising `outputs`.
+
+    The forward values (`outputs`, which include the loss) are realised before the gradients, once
+    the gradient graph exists: the backward graph then reads the stored forward values, and
+    tinygrad schedules two smaller graphs, which costs less than one graph of both.
+    """
     for p, g in zip(params, loss.gradient(*params)):
         p.grad = g
     opt.lr.assign(lr)
-    Tensor.realize(*opt.schedule_step(), *outputs)
+    Tensor.realize(*outputs)
+    Tensor.realize(*opt.schedule_step())
     opt.zero_grad()
 
 

@@ -36,7 +36,7 @@ def build_generator(cfg: Config) -> Any:
         return NCSNppGenerator(g)
     if g.kind == "mlp":
         require_positive(generator_data_dim=g.data_dim, generator_nz=g.nz, generator_hidden=g.hidden, generator_layers=g.layers)
-        return MLPGenerator(g.data_dim, g.nz, g.hidden, g.layers)
+        return MLPGenerator(g.data_dim, g.nz, g.hidden, g.layers, g.input_frequencies)
     raise ConfigError(f"unknown generator kind '{g.kind}' (known: {', '.join(GENERATOR_KINDS)})")
 
 
@@ -49,7 +49,7 @@ def build_discriminator(cfg: Config) -> Any:
         raise ConfigError(f"discriminator.t_emb_dim must be at least 4, got {d.t_emb_dim}")
     if d.kind == "mlp":
         require_positive(discriminator_hidden=d.hidden, discriminator_layers=d.layers, generator_data_dim=cfg.generator.data_dim)
-        return MLPDiscriminator(cfg.generator.data_dim, d.t_emb_dim, d.hidden, d.layers)
+        return MLPDiscriminator(cfg.generator.data_dim, d.t_emb_dim, d.hidden, d.layers, d.input_frequencies)
     require_positive(discriminator_ngf=d.ngf, generator_channels=cfg.generator.channels)
     build = small_discriminator if d.kind == "small" else large_discriminator
     return build(cfg.generator.channels, d.ngf, d.t_emb_dim)

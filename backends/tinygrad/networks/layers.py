@@ -36,16 +36,58 @@ def variance_scaling_uniform(shape: tuple[int, ...], scale: float, mode: FanMode
     return Tensor.uniform(*shape, low=-bound, high=bound)
 
 
+def _materialize_gradient(grad, call) -> tuple:
+    return (materialize(Tensor(grad)).uop,)
+
+
+@function(grad_fxn=_materialize_gradient)
+def materialize(x: Tensor) -> Tensor:
+    """x itself, stored in a buffer, in the forward pass and in every order of gradient.
+
+    tinygrad fuses lazily computed tensors into the kernels that read them. For a value read by
+    several reductions (an activation that feeds a matmul and its backward, or a first-order
+    gradient that R1 differentiates again) that recomputes it inside each of them: a matmul
+    recomputed per output element. `contiguous()` stores a value once, and `contiguous_backward()`
+    also the first-order gradient, but neither the gradient of a gradient; this marks all orders.
+    """
+    return x.contiguous()
+
+
+class Conv2d:
+    """A 2-D convolution (weight (out, in, k, k), bias (out) or None) computed as one matrix product.
+
+    The input's k x k neighbourhoods are gathered into columns (im2col, stored once), and the
+    output is weight.reshape(out, in k k) @ columns: forward, input gradient and weight gradient
+    are then plain matrix products, which tinygrad compiles about four times faster (and runs
+    about four times faster on a CPU) than its generic pooled convolution. Same maths as
+    torch.nn.Conv2d with the same stride and zero padding.
+    """
+
+    def __init__(self, weight: Tensor, bias: Tensor | None, stride: int, padding: int) -> None:
+        self.weight, self.bias, self.stride, self.padding = weight, bias, stride, padding
+
+    def __call__(self, x: Tensor) -> Tensor:
+        n, channels, height, width = x.shape
+        out_ch, _, k, _ = self.weight.shape
+        s, p = self.stride, self.padding
+        out_h, out_w = (height + 2 * p - k) // s + 1, (width + 2 * p - k) // s + 1
+        if k == 1 and s == 1 and p == 0:
+            columns = x.reshape(n, channels, height * width)
+        else:
+            padded = x.pad((None, None, (p, p), (p, p))) if p else x
+            taps = [padded[:, :, i : i + s * (out_h - 1) + 1 : s, j : j + s * (out_w - 1) + 1 : s] for i in range(k) for j in range(k)]
+            columns = Tensor.stack(*taps, dim=2).reshape(n, channels * k * k, out_h * out_w)
+        out = materialize(self.weight.reshape(out_ch, -1) @ materialize(columns)).reshape(n, out_ch, out_h, out_w)
+        return out if self.bias is None else out + self.bias.reshape(1, -1, 1, 1)
+
+
 def conv2d(
     in_ch: int, out_ch: int, kernel: int, *, bias: bool = True, init_scale: float = 1.0,
     mode: FanMode = "fan_avg", stride: int = 1, padding: int | None = None,
-) -> nn.Conv2d:
+) -> Conv2d:
     """A Conv2d with variance-scaling weights and zero bias; 'same' padding unless told otherwise."""
-    conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=kernel // 2 if padding is None else padding, bias=bias)
-    conv.weight = variance_scaling_uniform((out_ch, in_ch, kernel, kernel), init_scale, mode)
-    if bias:
-        conv.bias = Tensor.zeros(out_ch)
-    return conv
+    weight = variance_scaling_uniform((out_ch, in_ch, kernel, kernel), init_scale, mode)
+    return Conv2d(weight, Tensor.zeros(out_ch) if bias else None, stride, kernel // 2 if padding is None else padding)
 
 
 def linear(in_features: int, out_features: int, *, init_scale: float = 1.0, mode: FanMode = "fan_avg") -> nn.Linear:
@@ -120,19 +162,3 @@ class AdaptiveGroupNormSiLU:
         gamma, beta = self.style(z_embedding)[:, :, None, None].chunk(2, dim=1)
         return (self.norm(x) * gamma + beta).silu()
 
-
-def _materialize_gradient(grad, call) -> tuple:
-    return (materialize(Tensor(grad)).uop,)
-
-
-@function(grad_fxn=_materialize_gradient)
-def materialize(x: Tensor) -> Tensor:
-    """x itself, stored in a buffer, in the forward pass and in every order of gradient.
-
-    tinygrad fuses lazily computed tensors into the kernels that read them. For a value read by
-    several reductions (an activation that feeds a matmul and its backward, or a first-order
-    gradient that R1 differentiates again) that recomputes it inside each of them: a matmul
-    recomputed per output element. `contiguous()` stores a value once, and `contiguous_backward()`
-    also the first-order gradient, but neither the gradient of a gradient; this marks all orders.
-    """
-    return x.contiguous()

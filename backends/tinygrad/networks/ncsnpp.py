@@ -20,6 +20,7 @@ from backends.tinygrad.networks.layers import (
     fir_upsample_2x,
     group_norm,
     linear,
+    materialize,
     sinusoidal_embedding,
     variance_scaling_uniform,
 )
@@ -70,8 +71,9 @@ class SelfAttention:
     def __call__(self, x: Tensor) -> Tensor:
         n, c, height, width = x.shape
         tokens = self.norm(x).reshape(n, c, height * width).transpose(1, 2)  # (N, HW, C)
-        q, k, v = self.qkv(tokens).chunk(3, dim=-1)
-        h = self.out(q.scaled_dot_product_attention(k, v))  # softmax(q k^T / sqrt(C)) v
+        q, k, v = materialize(self.qkv(tokens)).chunk(3, dim=-1)
+        weights = materialize((materialize(q @ k.transpose(1, 2)) / math.sqrt(c)).softmax(-1))  # stored: read twice
+        h = self.out(weights @ v)  # softmax(q k^T / sqrt(C)) v
         return (x + h.transpose(1, 2).reshape(n, c, height, width)) * SKIP_SCALE
 
 
