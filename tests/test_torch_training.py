@@ -172,3 +172,18 @@ def test_two_process_gloo_training(cifar_dir, tmp_path):
     checkpoint = load_checkpoint(tmp_path / "ddp/checkpoints/last.safetensors")
     assert checkpoint.step == 2
     assert all(np.isfinite(v).all() for k, v in checkpoint.tensors.items() if not k.startswith("rng."))
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(reason="toy target not met yet: 24/25 modes, 85.8% high quality in 108 s (benchmarks/RESULTS.md)", strict=False)
+def test_default_toy_run_meets_the_quality_target(tmp_path):
+    """`ddgan train --dataset grid25` defaults: all 25 modes and >= 90% of 2,500 samples within 3 sigma."""
+    from cli.train_cmd import resolve_config
+    from ddgan_core.datasets import load_dataset
+    from ddgan_core.metrics.mode_coverage import mode_coverage
+
+    run = entry.train(resolve_config(None, "grid25", None, None, None, None, None, None, []), tmp_path / "toy", False,
+                      device="cpu", show_progress=False)
+    samples, _, _ = entry.sample(run.last_checkpoint, 2500, None, seed=123, device="cpu")
+    score = mode_coverage(samples, load_dataset("grid25").mixture.means, 0.05)
+    assert score.modes_covered == 25 and score.high_quality_fraction >= 0.9, score
