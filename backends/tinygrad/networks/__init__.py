@@ -15,7 +15,7 @@ from typing import Any
 
 from tinygrad.nn.state import get_state_dict
 
-from backends.tinygrad.networks.checks import check_ncsnpp, require_positive
+from ddgan_core.network_checks import check_ncsnpp, require_positive
 from backends.tinygrad.networks.discriminator import (
     large_discriminator,
     small_discriminator,

@@ -46,6 +46,7 @@ from backends.torch_cuda.networks.discriminator import (
 from backends.torch_cuda.networks.mlp import MLPDiscriminator, MLPGenerator
 from backends.torch_cuda.networks.ncsnpp import NCSNppGenerator
 from ddgan_core.config import Config, ConfigError
+from ddgan_core.network_checks import check_ncsnpp, require_positive
 
 GENERATOR_KINDS = ("ncsnpp", "mlp")
 DISCRIMINATOR_KINDS = ("small", "large", "mlp")
@@ -55,10 +56,10 @@ def build_generator(cfg: Config) -> nn.Module:
     """The generator `cfg.generator.kind` names, freshly initialised as published."""
     g = cfg.generator
     if g.kind == "ncsnpp":
-        _check_ncsnpp(cfg)
+        check_ncsnpp(cfg)
         return NCSNppGenerator(g)
     if g.kind == "mlp":
-        _require_positive(generator_data_dim=g.data_dim, generator_nz=g.nz, generator_hidden=g.hidden, generator_layers=g.layers)
+        require_positive(generator_data_dim=g.data_dim, generator_nz=g.nz, generator_hidden=g.hidden, generator_layers=g.layers)
         return MLPGenerator(g.data_dim, g.nz, g.hidden, g.layers, g.input_frequencies)
     raise ConfigError(f"unknown generator kind '{g.kind}' (known: {', '.join(GENERATOR_KINDS)})")
 
@@ -71,9 +72,9 @@ def build_discriminator(cfg: Config) -> nn.Module:
     if d.t_emb_dim < 4:
         raise ConfigError(f"discriminator.t_emb_dim must be at least 4, got {d.t_emb_dim}")
     if d.kind == "mlp":
-        _require_positive(discriminator_hidden=d.hidden, discriminator_layers=d.layers, generator_data_dim=cfg.generator.data_dim)
+        require_positive(discriminator_hidden=d.hidden, discriminator_layers=d.layers, generator_data_dim=cfg.generator.data_dim)
         return MLPDiscriminator(cfg.generator.data_dim, d.t_emb_dim, d.hidden, d.layers, d.input_frequencies)
-    _require_positive(discriminator_ngf=d.ngf, generator_channels=cfg.generator.channels)
+    require_positive(discriminator_ngf=d.ngf, generator_channels=cfg.generator.channels)
     build = small_discriminator if d.kind == "small" else large_discriminator
     return build(cfg.generator.channels, d.ngf, d.t_emb_dim)
 
@@ -87,28 +88,3 @@ def parameter_counts(cfg: Config) -> dict[str, int]:
     """{"generator": n, "discriminator": m} for `cfg`, built on the meta device (no memory, no init cost)."""
     with torch.device("meta"):
         return {"generator": count_parameters(build_generator(cfg)), "discriminator": count_parameters(build_discriminator(cfg))}
-
-
-def _require_positive(**values: int) -> None:
-    for name, value in values.items():
-        if value < 1:
-            raise ConfigError(f"{name.replace('_', '.', 1)} must be positive, got {value}")
-
-
-def _check_ncsnpp(cfg: Config) -> None:
-    """Refuse NCSN++ settings the network cannot be built or run with, in one line (GroupNorm widths
-    are checked where each norm is built)."""
-    g = cfg.generator
-    _require_positive(
-        generator_channels=g.channels, generator_nf=g.nf, generator_num_res_blocks=g.num_res_blocks,
-        generator_nz=g.nz, generator_z_emb_dim=g.z_emb_dim, generator_image_size=g.image_size,
-    )
-    if not g.ch_mult or min(g.ch_mult) < 1:
-        raise ConfigError(f"generator.ch_mult must be positive integers, got {g.ch_mult}")
-    if g.n_mlp < 0:
-        raise ConfigError(f"generator.n_mlp must not be negative, got {g.n_mlp}")
-    if not 0.0 <= g.dropout < 1.0:
-        raise ConfigError(f"generator.dropout must be in [0, 1), got {g.dropout}")
-    factor = 2 ** (len(g.ch_mult) - 1)
-    if g.image_size % factor:
-        raise ConfigError(f"generator.image_size {g.image_size} is not divisible by 2^(len(ch_mult) - 1) = {factor}")

@@ -1,8 +1,4 @@
-"""One-line refusals of network settings that cannot be built or run (same rules as the PyTorch backend).
-
-Note for the lead: this is the same rule set as backends/torch_cuda/networks/__init__.py's
-_check_ncsnpp; both backends should call one copy in ddgan_core once it is moved there.
-"""
+"""One-line refusals of network settings that cannot be built or run, shared by every backend."""
 
 from __future__ import annotations
 
