@@ -2,9 +2,11 @@
 
 Each (backend, workload) runs in a fresh process on synthetic data of the workload's shape, through
 the backends' trainers (one D update with R1 when due, one G update, EMA), so a first step pays
-every compilation and nothing is cached in memory from another measurement (tinygrad's on-disk
-cache of compiled C is kept, as in normal use). Workloads: the `tiny` preset (NCSN++ and the small
-discriminator at 16x16, batch 8) and the toy MLP (`toy2d`: 3 x 512 MLPs, batch 512, R1 every step).
+every compilation. tinygrad runs twice with its own empty cache folder (XDG_CACHE_HOME): "cold"
+generates every kernel, "warm" starts from the kernels the cold run stored (the backend's program
+cache and tinygrad's compiled-C cache), as every run after the first on a machine does.
+Workloads: the `tiny` preset (NCSN++ and the small discriminator at 16x16, batch 8) and the toy
+MLPs of the `toy2d` preset (batch 512), each with its preset's lazy R1 interval.
 
     python benchmarks/bench_backends.py [--steps 20] [--workloads tiny toy2d] [--backends torch tinygrad]
         [--threads 1 2] [--out benchmarks/RESULTS_backends.md]
@@ -21,15 +23,31 @@ import json
 import os
 import pathlib
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE_COUNT = {"tiny": 64, "toy2d": 2000}
+
+
+def warm_up_steps(config) -> int:
+    """Steps until every variant of the step (with and without R1) has run twice: tinygrad runs a
+    variant's first call uncaptured and captures it on its second, and replays it from the third."""
+    from ddgan_core.losses import r1_due
+
+    calls = {True: 0, False: 0}
+    variants = {True} if config.train.lazy_reg <= 1 else {True, False}
+    step = 0
+    while any(calls[v] < 2 for v in variants):
+        calls[r1_due(step, config.train.lazy_reg)] += 1
+        step += 1
+    return step
 
 
 def measure(backend: str, workload: str, steps: int, threads: int) -> dict[str, float]:
@@ -60,8 +78,7 @@ def measure(backend: str, workload: str, steps: int, threads: int) -> dict[str, 
         t0 = time.perf_counter()
         trainer.read_scalars(trainer.train_step(batches[step % len(batches)], step))
         times.append(time.perf_counter() - t0)
-    # steady: after every variant of the step has compiled (tinygrad captures each on its 2nd call)
-    warm = 4 if config.train.lazy_reg > 1 else 2
+    warm = warm_up_steps(config)
     steady = times[warm:]
     n = SAMPLE_COUNT[workload]
     trainer.sample(n, seed=0)  # compiles the sampler
@@ -75,9 +92,11 @@ def measure(backend: str, workload: str, steps: int, threads: int) -> dict[str, 
     }
 
 
-def run_child(backend: str, workload: str, steps: int, threads: int) -> dict[str, float]:
+def run_child(backend: str, workload: str, steps: int, threads: int, cache_home: str | None = None) -> dict[str, float]:
     code = f"import json, benchmarks.bench_backends as b; print(json.dumps(b.measure({backend!r}, {workload!r}, {steps}, {threads})))"
     env = {**os.environ, "NUM_CPU_THREADS": str(threads)}  # tinygrad's kernel threads
+    if cache_home is not None:
+        env["XDG_CACHE_HOME"] = cache_home
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False, env=env)
     if result.returncode != 0:
         raise RuntimeError(f"{backend}/{workload} failed:\n{result.stderr[-3000:]}")
@@ -105,16 +124,24 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--workloads", nargs="+", default=["tiny", "toy2d"], choices=["tiny", "toy2d"])
     parser.add_argument("--backends", nargs="+", default=["torch", "tinygrad"], choices=["torch", "tinygrad"])
-    parser.add_argument("--threads", nargs="+", type=int, default=[2])
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--out", type=pathlib.Path, default=None, help="also write the table (with the command) to this file")
     args = parser.parse_args()
     results = {}
     for workload in args.workloads:
         for threads in args.threads:
             for backend in args.backends:
-                key = (workload, threads, backend)
-                results[key] = run_child(backend, workload, args.steps, threads)
-                print(f"{key}: {json.dumps(results[key])}", flush=True)
+                if backend == "torch":
+                    runs = {"torch": None}
+                else:
+                    cache_home = tempfile.mkdtemp(prefix="bench-tinygrad-cache-")
+                    runs = {"tinygrad, cold": cache_home, "tinygrad, warm": cache_home}
+                for label, cache in runs.items():
+                    key = (workload, threads, label)
+                    results[key] = run_child(backend, workload, args.steps, threads, cache)
+                    print(f"{key}: {json.dumps(results[key])}", flush=True)
+                if backend == "tinygrad":
+                    shutil.rmtree(cache_home, ignore_errors=True)
     text = table(results)
     context = (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
                f"{' '.join(f'{x:.1f}' for x in os.getloadavg())} at the end; tinygrad DEV={os.environ.get('DEV', '(default)')}")

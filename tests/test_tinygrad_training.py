@@ -1,6 +1,6 @@
 """The tinygrad training step is the PyTorch one: same losses, R1, gradients and updated weights
 (1e-3) from one checkpoint and one set of random draws; checkpoints move between the backends;
-resume continues a run exactly; and the tinygrad path never imports torch."""
+resume continues a run; and the tinygrad path never imports torch."""
 
 import json
 import pathlib
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.tinygrad
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TOLERANCE = 1e-3
+ADAM_EPS = 1e-8  # both backends' Adam default
 # A small toy configuration: the MLP networks of toy2d, narrower, with R1 at every step.
 TOY = ["generator.hidden=64", "discriminator.hidden=64", "train.batch_size=64", "train.lr_g=1e-3", "train.lr_d=1e-3"]
 
@@ -93,16 +94,22 @@ def assert_same_step(config, shape: tuple[int, ...], tmp_path: pathlib.Path) -> 
             continue
         got, section = actual_state[name], name.split(".")[0]
         if section in ("generator", "discriminator"):
-            # The Adam update, against its own size, where the gradient is well above Adam's eps:
-            # a first update is about lr * sign(gradient), so gradients near eps (1e-8) may differ
-            # in that sign between float32 implementations; there only the update's bound holds.
+            # The Adam update, against its own size (plus float32 rounding of the weight), where the
+            # gradient is well above Adam's eps: a first update is about lr * sign(gradient), so
+            # gradients near eps (1e-8) may differ in that sign between float32 implementations;
+            # there only the update's bound holds.
             update = want - start[name]
             moment = expected_state[f"optimizer_{section[0]}.exp_avg.{name.split('.', 1)[1]}"]
-            clear = np.abs(moment) > 1e-4 * np.abs(moment).max()
-            assert np.abs(got - want)[clear].max() <= TOLERANCE * np.abs(update).max(), name
+            gradient = np.abs(moment) / (1 - config.train.beta1)  # the first moment after one step
+            clear = gradient > 100 * ADAM_EPS
+            allowed = TOLERANCE * np.abs(update).max() + 4 * np.spacing(np.abs(want))
+            assert np.all((np.abs(got - want) <= allowed)[clear]), name
             assert np.abs(got - want).max() <= 2.01 * max(config.train.lr_g, config.train.lr_d), name
-        elif section == "generator_ema":  # moves by (1 - decay) x the update: float32 rounding of the weight
-            assert np.abs(got - want).max() <= 1e-6 * np.abs(want).max() + 1e-12, name
+        elif section == "generator_ema":  # moves by (1 - decay) x the generator's update
+            weight = "generator." + name.split(".", 1)[1]
+            weight_gap = np.abs(actual_state[weight] - expected_state[weight])
+            allowed = (1 - config.train.ema_decay) * weight_gap + 4 * np.spacing(np.abs(want))
+            assert np.all(np.abs(got - want) <= allowed), name
         else:  # Adam moments, i.e. the gradients (with R1 in the discriminator's)
             assert np.abs(got - want).max() <= TOLERANCE * np.abs(want).max(), name
 
@@ -117,24 +124,29 @@ def test_one_tiny_preset_step_matches_torch(tmp_path):
     assert_same_step(config, (3, 16, 16), tmp_path)
 
 
-def test_resume_continues_the_run_exactly(tmp_path):
-    config = toy_config()
+def test_resume_continues_the_run(tmp_path):
+    """Six steps straight (jitted replays included) equal three, a checkpoint and three more, to float32
+    rounding (a replayed step and a first, uncaptured call may order a few sums differently)."""
+    config = toy_config()  # R1 every 4 steps: both compiled step variants run, are captured and replayed
     rng = np.random.default_rng(3)
-    batches = [rng.standard_normal((64, 2)).astype(np.float32) for _ in range(2)]
+    batches = [rng.standard_normal((64, 2)).astype(np.float32) for _ in range(6)]
     straight = TinygradTrainer(config, "CPU")
     for step, batch in enumerate(batches):
         straight.train_step(batch, step)
     first = TinygradTrainer(config, "CPU")
-    first.train_step(batches[0], 0)
-    save_checkpoint(tmp_path / "c.safetensors", first.state(), step=1, config=config, extra={"optimizer_step": first.optimizer_step()})
+    for step, batch in enumerate(batches[:3]):
+        first.train_step(batch, step)
+    save_checkpoint(tmp_path / "c.safetensors", first.state(), step=3, config=config, extra={"optimizer_step": first.optimizer_step()})
     resumed = TinygradTrainer(config, "CPU")
     resumed.load_state(load_checkpoint(tmp_path / "c.safetensors"))
-    resumed.train_step(batches[1], 1)
+    for step, batch in enumerate(batches[3:], start=3):
+        resumed.train_step(batch, step)
     expected, actual = straight.state(), resumed.state()
-    assert resumed.optimizer_step() == straight.optimizer_step() == 2
+    assert resumed.optimizer_step() == straight.optimizer_step() == 6
+    assert straight.opt_g.b1_t.numpy()[0] == pytest.approx(config.train.beta1**6)  # Adam's bias correction advanced
     assert set(actual) == set(expected)
     for name in expected:
-        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-6, atol=1e-9, err_msg=name)
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-8, err_msg=name)  # float32 rounding
 
 
 @pytest.fixture(scope="module")
