@@ -15,7 +15,6 @@ from typing import Any
 
 from tinygrad.nn.state import get_state_dict
 
-from ddgan_core.network_checks import check_ncsnpp, require_positive
 from backends.tinygrad.networks.discriminator import (
     large_discriminator,
     small_discriminator,
@@ -23,6 +22,7 @@ from backends.tinygrad.networks.discriminator import (
 from backends.tinygrad.networks.mlp import MLPDiscriminator, MLPGenerator
 from backends.tinygrad.networks.ncsnpp import NCSNppGenerator
 from ddgan_core.config import Config, ConfigError
+from ddgan_core.network_checks import check_ncsnpp, require_positive
 
 GENERATOR_KINDS = ("ncsnpp", "mlp")
 DISCRIMINATOR_KINDS = ("small", "large", "mlp")
