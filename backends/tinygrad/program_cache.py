@@ -24,7 +24,7 @@ import tempfile
 from tinygrad.codegen import to_program_cache
 from tinygrad.helpers import CACHELEVEL, cache_dir
 
-MAX_PROGRAMS = 50_000  # beyond this the file starts afresh rather than grow without bound
+MAX_PROGRAMS = 5_000  # about 90 MB; beyond this the file starts afresh rather than grow without bound
 
 _state = {"restored": False, "saved_count": -1}
 
@@ -60,10 +60,9 @@ def persist() -> None:
     """Store the programs generated since the last call, merged with what other processes stored."""
     if not enabled() or len(to_program_cache) == _state["saved_count"]:
         return
-    programs = _read()
-    if len(programs) + len(to_program_cache) > MAX_PROGRAMS:
-        programs = {}
-    programs.update(to_program_cache)
+    programs = {**_read(), **to_program_cache}
+    if len(programs) > MAX_PROGRAMS:
+        programs = dict(to_program_cache)
     path, tmp = cache_path(), None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
