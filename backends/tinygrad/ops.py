@@ -3,7 +3,8 @@
 Noise is drawn on the host from a numpy Generator and handed to tinygrad as tensors: the draws of a
 training step are then inputs of its TinyJit (fresh every call, never frozen at capture), they can
 be injected (the cross-backend parity test feeds both backends the same arrays), and the random
-state is an ordinary numpy state that a checkpoint stores for bit-reproducible resume.
+state is an ordinary numpy state that a checkpoint stores, so a resumed run draws what the
+uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
@@ -36,9 +37,6 @@ class QueuedNoise:
         if noise.shape != tuple(shape):
             raise RuntimeError(f"noise of shape {noise.shape} given where {tuple(shape)} was asked for")
         return noise
-
-    def exhausted(self) -> bool:
-        return not self._queue
 
 
 class TinygradOps:

@@ -14,7 +14,7 @@ import math
 from typing import Literal
 
 import numpy as np
-from tinygrad import Tensor, nn
+from tinygrad import Tensor, UOp, nn
 from tinygrad.function import function
 
 NEAR_ZERO_SCALE = 1e-10  # the published code's stand-in for an initialisation scale of 0
@@ -36,7 +36,7 @@ def variance_scaling_uniform(shape: tuple[int, ...], scale: float, mode: FanMode
     return Tensor.uniform(*shape, low=-bound, high=bound)
 
 
-def _materialize_gradient(grad, call) -> tuple:
+def _materialize_gradient(grad: UOp, call: UOp) -> tuple[UOp]:
     return (materialize(Tensor(grad)).uop,)
 
 
@@ -58,8 +58,8 @@ class Conv2d:
 
     The input's k x k neighbourhoods are gathered into columns (im2col, stored once), and the
     output is weight.reshape(out, in k k) @ columns: forward, input gradient and weight gradient
-    are then plain matrix products, which tinygrad compiles about four times faster (and runs
-    about four times faster on a CPU) than its generic pooled convolution. Same maths as
+    are then plain matrix products, which tinygrad generates faster (1.8x for a 3x3 layer) and
+    runs about four times faster on a CPU than its generic pooled convolution. Same maths as
     torch.nn.Conv2d with the same stride and zero padding.
     """
 
