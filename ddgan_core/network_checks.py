@@ -4,6 +4,33 @@ from __future__ import annotations
 
 from ddgan_core.config import Config, ConfigError
 
+GENERATOR_KINDS = ("ncsnpp", "mlp")
+DISCRIMINATOR_KINDS = ("small", "large", "mlp")
+
+
+def check_generator(cfg: Config) -> None:
+    """Refuse a generator kind or setting no backend can build, in one line."""
+    g = cfg.generator
+    if g.kind == "ncsnpp":
+        check_ncsnpp(cfg)
+    elif g.kind == "mlp":
+        require_positive(generator_data_dim=g.data_dim, generator_nz=g.nz, generator_hidden=g.hidden, generator_layers=g.layers)
+    else:
+        raise ConfigError(f"unknown generator kind '{g.kind}' (known: {', '.join(GENERATOR_KINDS)})")
+
+
+def check_discriminator(cfg: Config) -> None:
+    """Refuse a discriminator kind or setting no backend can build, in one line."""
+    d = cfg.discriminator
+    if d.kind not in DISCRIMINATOR_KINDS:
+        raise ConfigError(f"unknown discriminator kind '{d.kind}' (known: {', '.join(DISCRIMINATOR_KINDS)})")
+    if d.t_emb_dim < 4:
+        raise ConfigError(f"discriminator.t_emb_dim must be at least 4, got {d.t_emb_dim}")
+    if d.kind == "mlp":
+        require_positive(discriminator_hidden=d.hidden, discriminator_layers=d.layers, generator_data_dim=cfg.generator.data_dim)
+    else:
+        require_positive(discriminator_ngf=d.ngf, generator_channels=cfg.generator.channels)
+
 
 def require_positive(**values: int) -> None:
     for name, value in values.items():

@@ -79,6 +79,6 @@ def train_session(
     stream = batch_stream(dataset, batch, seed=config.train.seed, rank=rank, world_size=world_size,
                           start_step=start, random_flip=config.data.random_flip)
     run_training(trainer, config, run if rank == 0 else None, stream, start_step=start, stop_at=stop_at,
-                 world_size=world_size, mixture=dataset.mixture, is_image=dataset.is_image,
+                 mixture=dataset.mixture, is_image=dataset.is_image,
                  show_progress=show_progress)
     return run

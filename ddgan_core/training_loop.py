@@ -77,7 +77,6 @@ def run_training(
     *,
     start_step: int = 0,
     stop_at: int | None = None,
-    world_size: int = 1,
     mixture: GaussianMixture | None = None,
     is_image: bool = True,
     show_progress: bool = True,

@@ -3,6 +3,7 @@ features of a randomly initialised network, and the FID pipeline end to end with
 reference folder."""
 
 import json
+import pathlib
 import sys
 
 import numpy as np
@@ -35,7 +36,7 @@ def network() -> FIDInception:
 
 
 @pytest.fixture(scope="module")
-def weights_file(tmp_path_factory, network) -> "pathlib.Path":  # noqa: F821
+def weights_file(tmp_path_factory, network) -> pathlib.Path:
     """A random state dict saved like pytorch-fid's file: no num_batches_tracked entries."""
     path = tmp_path_factory.mktemp("weights") / FID_WEIGHTS_NAME
     state = {k: v for k, v in network.state_dict().items() if not k.endswith("num_batches_tracked")}

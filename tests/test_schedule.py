@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from ddgan_core.schedule import ScheduleError, make_schedule
 from tests.strategies import schedules

@@ -21,36 +21,24 @@ from backends.tinygrad.networks.discriminator import (
 )
 from backends.tinygrad.networks.mlp import MLPDiscriminator, MLPGenerator
 from backends.tinygrad.networks.ncsnpp import NCSNppGenerator
-from ddgan_core.config import Config, ConfigError
-from ddgan_core.network_checks import check_ncsnpp, require_positive
-
-GENERATOR_KINDS = ("ncsnpp", "mlp")
-DISCRIMINATOR_KINDS = ("small", "large", "mlp")
-
+from ddgan_core.config import Config
+from ddgan_core.network_checks import check_discriminator, check_generator
 
 def build_generator(cfg: Config) -> Any:
     """The generator `cfg.generator.kind` names, freshly initialised as published (lazy tensors)."""
+    check_generator(cfg)
     g = cfg.generator
     if g.kind == "ncsnpp":
-        check_ncsnpp(cfg)
         return NCSNppGenerator(g)
-    if g.kind == "mlp":
-        require_positive(generator_data_dim=g.data_dim, generator_nz=g.nz, generator_hidden=g.hidden, generator_layers=g.layers)
-        return MLPGenerator(g.data_dim, g.nz, g.hidden, g.layers, g.input_frequencies)
-    raise ConfigError(f"unknown generator kind '{g.kind}' (known: {', '.join(GENERATOR_KINDS)})")
+    return MLPGenerator(g.data_dim, g.nz, g.hidden, g.layers, g.input_frequencies)
 
 
 def build_discriminator(cfg: Config) -> Any:
     """The discriminator `cfg.discriminator.kind` names, freshly initialised as published (lazy tensors)."""
+    check_discriminator(cfg)
     d = cfg.discriminator
-    if d.kind not in DISCRIMINATOR_KINDS:
-        raise ConfigError(f"unknown discriminator kind '{d.kind}' (known: {', '.join(DISCRIMINATOR_KINDS)})")
-    if d.t_emb_dim < 4:
-        raise ConfigError(f"discriminator.t_emb_dim must be at least 4, got {d.t_emb_dim}")
     if d.kind == "mlp":
-        require_positive(discriminator_hidden=d.hidden, discriminator_layers=d.layers, generator_data_dim=cfg.generator.data_dim)
         return MLPDiscriminator(cfg.generator.data_dim, d.t_emb_dim, d.hidden, d.layers, d.input_frequencies)
-    require_positive(discriminator_ngf=d.ngf, generator_channels=cfg.generator.channels)
     build = small_discriminator if d.kind == "small" else large_discriminator
     return build(cfg.generator.channels, d.ngf, d.t_emb_dim)
 
