@@ -12,7 +12,9 @@ batch 100 and the mean after warm-up, as the published timing was taken.
 
 from __future__ import annotations
 
+import resource
 import statistics
+import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -64,6 +66,12 @@ class BenchResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def process_peak_rss_bytes() -> int:
+    """The peak resident set of this process so far, in bytes: the peak memory of a CPU benchmark."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
 
 
 def check_protocol(protocol: str) -> str:

@@ -15,8 +15,6 @@ Training's fast path is the trainer's own (`train.compile`).
 from __future__ import annotations
 
 import dataclasses
-import resource
-import sys
 import time
 from collections.abc import Callable
 
@@ -29,7 +27,7 @@ from backends.torch_cuda.entry import pick_device
 from backends.torch_cuda.fast_sampling import FastSampler
 from backends.torch_cuda.networks import build_generator
 from backends.torch_cuda.trainer import TorchTrainer, sample_with
-from ddgan_core.benchmark import Measurement
+from ddgan_core.benchmark import Measurement, process_peak_rss_bytes
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 
@@ -84,8 +82,7 @@ def peak_memory_bytes(device: torch.device) -> int:
     """CUDA: the allocator's peak since the last reset. CPU: the process's peak resident set."""
     if device.type == "cuda":
         return int(torch.cuda.max_memory_allocated(device))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)  # bytes on macOS, KiB on Linux
+    return process_peak_rss_bytes()
 
 
 def time_runs(run: Callable[[], object], device: torch.device, warmup: int, repeats: int) -> tuple[float, ...]:
