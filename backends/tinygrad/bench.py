@@ -1,0 +1,122 @@
+"""Timing the tinygrad backend for `ddgan bench` (the protocol and figures: ddgan_core.benchmark).
+
+Same functions and timing protocol as backends/torch_cuda/bench.py; no PyTorch anywhere on this path.
+Networks are built from the preset with random weights (speed does not depend on them), so no
+checkpoint or dataset is needed. Each timed run is one batch: a whole reverse chain through
+`Sampler` for sampling, one jitted `TinygradTrainer` step (D step, G step, EMA) for training.
+
+Warm-up runs are not timed and are where TinyJit captures: a jitted function runs eagerly on its
+first call, is captured on its second and replays compiled kernels from its third. One warm-up
+chain of K >= 2 steps therefore captures the generator (K = 1 needs two). Training has two
+captures, with and without R1, so its steady state starts after lazy_reg + 1 iterations (the
+second R1 step); fewer warm-ups put a capture into the timed runs, which the median outlasts.
+
+Each timed run ends fully realised (samples read back to numpy, the training step's device
+synchronised) before the clock stops. Peak memory is the process's peak resident set on the CPU;
+tinygrad keeps no peak counter for other devices, so there it is the bytes tinygrad holds on the
+device after the timed runs (the jitted programs keep all their buffers, so this is the steady
+state). FLOPs per image are not reported (None): tinygrad's kernel op estimates count every
+elementwise op, not the matmul and convolution FLOPs the PyTorch backend reports, so the two
+figures would not compare. Only fp32 runs, as in training (backends/tinygrad/entry.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+
+import numpy as np
+from tinygrad import Context, Device, GlobalCounters, Tensor
+
+from backends.tinygrad.entry import pick_device
+from backends.tinygrad.networks import build_generator
+from backends.tinygrad.sampling import Sampler, item_shape
+from backends.tinygrad.trainer import TinygradTrainer
+from ddgan_core.benchmark import Measurement, process_peak_rss_bytes
+from ddgan_core.config import Config
+from ddgan_core.errors import DDGANError
+
+
+def bench_device(name: str | None, precision: str) -> str:
+    """The tinygrad device to time on; fp32 only, as for training."""
+    if precision != "fp32":
+        raise DDGANError(f"the tinygrad backend runs in fp32 only (got --precision {precision})")
+    return pick_device(name)
+
+
+def device_description(device: str) -> str:
+    return f"{device} ({Device[device].arch or 'tinygrad'})"
+
+
+def peak_memory_bytes(device: str) -> int:
+    """CPU: the process's peak resident set. Elsewhere: the bytes tinygrad holds on the device now."""
+    if device.split(":")[0] == "CPU":
+        return process_peak_rss_bytes()
+    return int(GlobalCounters.mem_used_per_device[device])
+
+
+def time_runs(run: Callable[[], object], device: str, warmup: int, repeats: int) -> tuple[float, ...]:
+    """Seconds of each of `repeats` calls of `run` after `warmup` untimed calls, each ended by a
+    device synchronisation (tinygrad queues kernels, also on the CPU)."""
+    for _ in range(warmup):
+        run()
+    Device[device].synchronize()
+    seconds = []
+    for _ in range(repeats):
+        begin = time.perf_counter()
+        run()
+        Device[device].synchronize()
+        seconds.append(time.perf_counter() - begin)
+    return tuple(seconds)
+
+
+def make_sampler(config: Config, batch_size: int, steps: int | None, device: str, seed: int = 0) -> Callable[[], np.ndarray]:
+    """A randomly initialised generator behind a `Sampler`: one full chain per call, read back to numpy."""
+    Tensor.manual_seed(seed)
+    with Context(DEV=device):
+        generator = build_generator(config)
+    sampler = Sampler(generator, config, device)
+
+    def run() -> np.ndarray:
+        return sampler.sample(batch_size, seed, steps=steps, batch_size=batch_size)
+
+    return run
+
+
+def bench_sample(
+    config: Config, batch_size: int, steps: int | None, device: str | None, precision: str, warmup: int, repeats: int,
+    fast: bool = False, **options: object,
+) -> Measurement:
+    """Sampling speed of the preset's generator: seconds per batch of `batch_size` images.
+
+    tinygrad has one sampling path (jitted generator, eager chain arithmetic), so `fast` and any
+    other option of the PyTorch fast path are refused.
+    """
+    if fast or options:
+        named = ", ".join(["fast"] * fast + sorted(options))
+        raise DDGANError(f"the tinygrad backend has no fast sampling path (cannot honour: {named})")
+    dev = bench_device(device, precision)
+    seconds = time_runs(make_sampler(config, batch_size, steps, dev), dev, warmup, repeats)
+    return Measurement(seconds, peak_memory_bytes(dev), device_description(dev))
+
+
+def bench_train(
+    config: Config, batch_size: int, device: str | None, precision: str, warmup: int, repeats: int,
+) -> Measurement:
+    """Training speed: seconds per iteration (one D step then one G step) on random data.
+
+    R1 runs every `lazy_reg` iterations as in training, so the median is the plain step and
+    the mean over a multiple of lazy_reg iterations includes the penalty's share.
+    """
+    dev = bench_device(device, precision)
+    config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=batch_size))
+    trainer = TinygradTrainer(config, dev)
+    batch = np.random.default_rng(0).uniform(-1.0, 1.0, (batch_size, *item_shape(config))).astype(np.float32)
+    step = iter(range(10**9))
+
+    def run() -> None:
+        trainer.train_step(batch, next(step))
+
+    seconds = time_runs(run, dev, warmup, repeats)
+    return Measurement(seconds, peak_memory_bytes(dev), device_description(dev))

@@ -1,0 +1,83 @@
+"""`ddgan bench --backend tinygrad`: the JSON contract for sampling and training, one-line refusals
+of what tinygrad cannot do, and no torch import on the path. No timing is asserted."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("tinygrad")
+
+from backends.tinygrad.bench import bench_sample
+from cli.app import app
+from cli.main import COMMAND_MODULES  # noqa: F401  (registers the commands)
+from ddgan_core.config import preset
+from ddgan_core.errors import DDGANError
+from tests.test_layering import BLOCKER
+
+pytestmark = pytest.mark.tinygrad
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TOY = ["--backend", "tinygrad", "--preset", "toy2d", "--device", "cpu", "--batch-size", "8"]
+runner = CliRunner()
+
+
+def _bench_json(kind: str, *args: str) -> dict:
+    result = runner.invoke(app, ["bench", kind, *TOY, "--warmup", "1", "--repeats", "2", "--json", *args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    payload = json.loads(result.stdout)
+    assert payload["backend"] == "tinygrad" and payload["kind"] == kind and payload["repeats"] == 2
+    assert payload["batch_size"] == 8 and payload["flops_per_image"] is None
+    for key in ("images_per_s", "seconds_per_100", "peak_memory_bytes"):
+        assert payload[key] > 0, key
+    assert payload["seconds_per_100"] == pytest.approx(100 / payload["images_per_s"])
+    return payload
+
+
+def test_bench_sample_json_echoes_batch_and_steps():
+    payload = _bench_json("sample", "--steps", "3")
+    assert payload["steps"] == 3
+
+
+def test_bench_train_json_reports_iterations_per_second():
+    payload = _bench_json("train")
+    assert payload["steps"] is None
+    assert payload["images_per_s"] == pytest.approx(8 * payload["iterations_per_s"])
+
+
+@pytest.mark.parametrize("kind", ["sample", "train"])
+def test_bf16_is_refused_in_one_line(kind):
+    result = runner.invoke(app, ["bench", kind, *TOY, "--precision", "bf16"])
+    assert result.exit_code != 0
+    assert isinstance(result.exception, DDGANError) and "fp32 only" in str(result.exception)
+    assert "\n" not in str(result.exception)
+
+
+def test_torch_fast_path_options_are_refused_in_one_line():
+    with pytest.raises(DDGANError, match=r"no fast sampling path \(cannot honour: fast, compile_mode\)$"):
+        bench_sample(preset("toy2d"), 8, 4, "cpu", "fp32", 0, 1, fast=True, compile_mode="default")
+    result = runner.invoke(app, ["bench", "sample", *TOY, "--fast"])
+    assert isinstance(result.exception, DDGANError) and "no fast sampling path" in str(result.exception)
+
+
+NO_TORCH_BENCH = """
+import json, sys
+from typer.testing import CliRunner
+import cli.main  # registers every command on the Typer app
+from cli.app import app
+r = CliRunner().invoke(app, ["bench", "sample"] + {toy!r} + ["--warmup", "0", "--repeats", "1", "--json"])
+assert r.exit_code == 0, r.output + repr(r.exception)
+print(json.loads(r.stdout)["images_per_s"] > 0)
+print(sorted(m for m in sys.modules if m.split(".")[0] == "torch"))
+"""
+
+
+def test_tinygrad_bench_runs_without_torch():
+    blocker = BLOCKER.replace("('torch', 'tinygrad', 'safetensors')", "('torch',)")
+    code = blocker + NO_TORCH_BENCH.format(toy=TOY)
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().splitlines()[-2:] == ["True", "[]"]
