@@ -5,11 +5,11 @@ Networks are built from the preset with random weights (speed does not depend on
 checkpoint or dataset is needed. Each timed run is one batch: a whole reverse chain through
 `Sampler` for sampling, one jitted `TinygradTrainer` step (D step, G step, EMA) for training.
 
-Warm-up runs are not timed and are where TinyJit captures: a jitted function runs eagerly on its
-first call, is captured on its second and replays compiled kernels from its third. One warm-up
-chain of K >= 2 steps therefore captures the generator (K = 1 needs two). Training has two
-captures, with and without R1, so its steady state starts after lazy_reg + 1 iterations (the
-second R1 step); fewer warm-ups put a capture into the timed runs, which the median outlasts.
+Warm-up runs are not timed. TinyJit runs a function eagerly on its first call, captures it on its
+second and replays compiled kernels from its third. One warm-up chain of K >= 2 steps therefore
+captures the generator (K = 1 needs two). Training has two captures, with and without R1, whose
+steady state starts only after lazy_reg + 1 iterations (the second R1 step): `bench_train` runs
+those iterations while it prepares, before the warm-up runs, so no capture is ever timed.
 
 Each timed run ends fully realised (samples read back to numpy, the training step's device
 synchronised) before the clock stops. Peak memory is the process's peak resident set on the CPU;
@@ -118,5 +118,14 @@ def bench_train(
     def run() -> None:
         trainer.train_step(batch, next(step))
 
+    for _ in range(_capture_iterations(config)):
+        run()
     seconds = time_runs(run, dev, warmup, repeats)
     return Measurement(seconds, peak_memory_bytes(dev), device_description(dev))
+
+
+def _capture_iterations(config: Config) -> int:
+    """Iterations until both jitted step variants replay: the second R1 step is step lazy_reg."""
+    train = config.train
+    with_r1_variant = train.r1_gamma > 0 and train.lazy_reg > 1
+    return train.lazy_reg + 1 if with_r1_variant else 2
