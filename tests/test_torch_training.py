@@ -161,6 +161,17 @@ def test_training_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(
     assert after.step == 2 and all(np.array_equal(after.tensors[k], good[k]) for k in good)
 
 
+@pytest.mark.parametrize(("default", "cores", "load", "expected"), [
+    (2, 2, 0.1, 2),  # idle 2-core machine: both cores
+    (2, 2, 1.2, 1),  # another process holds a core: one thread, no spinning
+    (2, 2, 4.0, 1),  # overloaded: still one
+    (1, 2, 0.0, 1),  # OMP_NUM_THREADS=1 is respected
+    (16, 16, 5.6, 10),
+])
+def test_cpu_training_uses_only_idle_cores(default, cores, load, expected):
+    assert entry.idle_cpu_threads(default, cores, load) == expected
+
+
 def test_two_process_gloo_training(cifar_dir, tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 import numpy as np
@@ -33,6 +34,18 @@ def pick_device(name: str | None) -> torch.device:
     return torch.device(name)
 
 
+def idle_cpu_threads(default: int, cores: int, load_average: float) -> int:
+    """Threads for CPU training: PyTorch's default (OMP_NUM_THREADS, else the core count) but no more
+    than the cores the 1-minute load average leaves idle, and at least one.
+
+    Why: a thread that waits for a busy core spins. On this 2-core machine the toy step took 16 ms
+    with two threads when idle, 26 ms with one, and 39-68 ms with two while another process kept
+    one core busy (benchmarks/RESULTS.md). The thread count does not change a CPU run's numbers
+    (toy preset, 200 iterations: bit-identical checkpoints with one and two threads).
+    """
+    return max(1, min(default, cores - round(load_average)))
+
+
 def train(
     config: Config, out: pathlib.Path | None, resume: bool, device: str | None = None,
     iterations: int | None = None, stop_at: int | None = None, show_progress: bool = True,
@@ -43,10 +56,8 @@ def train(
         dev = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(dev)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    if dev.type == "cpu" and config.generator.kind == "mlp":
-        # The toy MLPs' matrices are too small to gain from a second thread, and on a busy 2-core
-        # machine a second thread spins waiting for a core: one thread ran 2-4x faster here.
-        torch.set_num_threads(1)
+    if dev.type == "cpu":
+        torch.set_num_threads(idle_cpu_threads(torch.get_num_threads(), os.cpu_count() or 1, os.getloadavg()[0]))
     if config.train.precision == "bf16" and dev.type != "cuda":
         raise DDGANError("--precision bf16 needs a CUDA device")
     try:
