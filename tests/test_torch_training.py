@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 import subprocess
 import sys
@@ -161,15 +162,24 @@ def test_training_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(
     assert after.step == 2 and all(np.array_equal(after.tensors[k], good[k]) for k in good)
 
 
-@pytest.mark.parametrize(("default", "cores", "load", "expected"), [
+@pytest.mark.parametrize(("default", "cores", "busy", "expected"), [
     (2, 2, 0.1, 2),  # idle 2-core machine: both cores
     (2, 2, 1.2, 1),  # another process holds a core: one thread, no spinning
-    (2, 2, 4.0, 1),  # overloaded: still one
+    (2, 2, 2.0, 1),  # all busy: still one
     (1, 2, 0.0, 1),  # OMP_NUM_THREADS=1 is respected
     (16, 16, 5.6, 10),
 ])
-def test_cpu_training_uses_only_idle_cores(default, cores, load, expected):
-    assert entry.idle_cpu_threads(default, cores, load) == expected
+def test_cpu_training_uses_only_idle_cores(default, cores, busy, expected):
+    assert entry.idle_cpu_threads(default, cores, busy) == expected
+
+
+def test_busy_cores_sees_a_spinning_process():
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        busy = entry.busy_cores(0.5)
+    finally:
+        spinner.kill()
+    assert 0.8 <= busy <= (os.cpu_count() or 1)
 
 
 def test_two_process_gloo_training(cifar_dir, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import time
 
 import numpy as np
 import torch
@@ -34,16 +35,35 @@ def pick_device(name: str | None) -> torch.device:
     return torch.device(name)
 
 
-def idle_cpu_threads(default: int, cores: int, load_average: float) -> int:
+def idle_cpu_threads(default: int, cores: int, busy_cores: float) -> int:
     """Threads for CPU training: PyTorch's default (OMP_NUM_THREADS, else the core count) but no more
-    than the cores the 1-minute load average leaves idle, and at least one.
+    than the cores other processes leave idle, and at least one.
 
     Why: a thread that waits for a busy core spins. On this 2-core machine the toy step took 16 ms
     with two threads when idle, 26 ms with one, and 39-68 ms with two while another process kept
     one core busy (benchmarks/RESULTS.md). The thread count does not change a CPU run's numbers
     (toy preset, 200 iterations: bit-identical checkpoints with one and two threads).
     """
-    return max(1, min(default, cores - round(load_average)))
+    return max(1, min(default, cores - round(busy_cores)))
+
+
+def busy_cores(seconds: float = 0.2) -> float:
+    """How many cores other processes kept busy over the next `seconds` (this one sleeps meanwhile),
+    from /proc/stat; 0 where that is not available (not Linux)."""
+
+    def idle_and_total() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            ticks = [int(v) for v in stat.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
+
+    try:
+        idle_0, total_0 = idle_and_total()
+        time.sleep(seconds)
+        idle_1, total_1 = idle_and_total()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    cores = os.cpu_count() or 1
+    return cores * (1.0 - (idle_1 - idle_0) / max(total_1 - total_0, 1))
 
 
 def train(
@@ -57,7 +77,7 @@ def train(
         torch.cuda.set_device(dev)
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     if dev.type == "cpu":
-        torch.set_num_threads(idle_cpu_threads(torch.get_num_threads(), os.cpu_count() or 1, os.getloadavg()[0]))
+        torch.set_num_threads(idle_cpu_threads(torch.get_num_threads(), os.cpu_count() or 1, busy_cores()))
     if config.train.precision == "bf16" and dev.type != "cuda":
         raise DDGANError("--precision bf16 needs a CUDA device")
     try:
