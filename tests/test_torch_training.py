@@ -196,7 +196,6 @@ def test_two_process_gloo_training(cifar_dir, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="toy target not met yet: 24/25 modes, 85.8% high quality in 108 s (benchmarks/RESULTS.md)", strict=False)
 def test_default_toy_run_meets_the_quality_target(tmp_path):
     """`ddgan train --dataset grid25` defaults: all 25 modes and >= 90% of 2,500 samples within 3 sigma."""
     from cli.train_cmd import resolve_config
