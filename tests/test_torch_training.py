@@ -82,8 +82,9 @@ def test_toy_training_and_sampling_round_trip(tmp_path):
 
 
 def test_scale_is_undone_when_sampling(tmp_path):
-    base = toy_config(iterations=1)
-    scaled = dataclasses.replace(base, data=dataclasses.replace(base.data, scale=4.0))
+    toy = toy_config(iterations=1)
+    base = dataclasses.replace(toy, data=dataclasses.replace(toy.data, scale=1.0))
+    scaled = dataclasses.replace(toy, data=dataclasses.replace(toy.data, scale=4.0))
     a = entry.train(base, tmp_path / "a", False, device="cpu", show_progress=False)
     b = entry.train(scaled, tmp_path / "b", False, device="cpu", show_progress=False)
     # identical networks and noise: the scaled run's samples are 4x the unscaled ones, up to training
