@@ -15,9 +15,12 @@ from __future__ import annotations
 import resource
 import statistics
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+import numpy as np
+
+from ddgan_core.config import Config, item_shape
 from ddgan_core.errors import DDGANError
 
 PROTOCOLS = {"default": "median", "paper": "mean"}
@@ -113,3 +116,12 @@ def summarise(
         peak_memory_bytes=measurement.peak_memory_bytes, flops_per_image=measurement.flops_per_image,
         achieved_flops=achieved, device_peak_flops=measurement.device_peak_flops, fraction_of_peak=fraction,
     )
+
+
+def training_batch(config: Config, batch_size: int, **train: object) -> tuple[Config, np.ndarray]:
+    """What `bench train` times one iteration on: the config at this batch size (and any other
+    `train` fields given), and one batch of uniform [-1, 1] data of its item shape (speed does not
+    depend on the values)."""
+    config = replace(config, train=replace(config.train, batch_size=batch_size, **train))
+    batch = np.random.default_rng(0).uniform(-1.0, 1.0, (batch_size, *item_shape(config))).astype(np.float32)
+    return config, batch

@@ -240,6 +240,12 @@ def fit_to_data(config: Config, shape: tuple[int, ...]) -> Config:
     )
 
 
+def item_shape(config: Config) -> tuple[int, ...]:
+    """Shape of one sample in network units: (D,) for point data, (C, H, W) for images."""
+    g = config.generator
+    return (g.data_dim,) if g.kind == "mlp" else (g.channels, g.image_size, g.image_size)
+
+
 def _cifar10() -> Config:
     # train_ddgan.py command of the reference README: 4 GPUs x batch 64, 1800 epochs.
     return Config(

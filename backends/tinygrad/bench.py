@@ -22,7 +22,6 @@ figures would not compare. Only fp32 runs, as in training (backends/tinygrad/ent
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 
@@ -31,9 +30,9 @@ from tinygrad import Context, Device, GlobalCounters, Tensor
 
 from backends.tinygrad.entry import pick_device
 from backends.tinygrad.networks import build_generator
-from backends.tinygrad.sampling import Sampler, item_shape
+from backends.tinygrad.sampling import Sampler
 from backends.tinygrad.trainer import TinygradTrainer
-from ddgan_core.benchmark import Measurement, process_peak_rss_bytes
+from ddgan_core.benchmark import Measurement, process_peak_rss_bytes, training_batch
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 
@@ -110,9 +109,8 @@ def bench_train(
     the mean over a multiple of lazy_reg iterations includes the penalty's share.
     """
     dev = bench_device(device, precision)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=batch_size))
+    config, batch = training_batch(config, batch_size)
     trainer = TinygradTrainer(config, dev)
-    batch = np.random.default_rng(0).uniform(-1.0, 1.0, (batch_size, *item_shape(config))).astype(np.float32)
     step = iter(range(10**9))
 
     def run() -> None:

@@ -14,15 +14,9 @@ from tinygrad import Context, Tensor, TinyJit
 
 from backends.tinygrad import program_cache
 from backends.tinygrad.ops import TinygradOps, host_noise, labels_tensor
-from ddgan_core.config import Config
+from ddgan_core.config import Config, item_shape
 from ddgan_core.sampling import chain_levels, sample_chain
 from ddgan_core.schedule import schedule_from_config
-
-
-def item_shape(config: Config) -> tuple[int, ...]:
-    """Shape of one sample in network units: (D,) for point data, (C, H, W) for images."""
-    g = config.generator
-    return (g.data_dim,) if g.kind == "mlp" else (g.channels, g.image_size, g.image_size)
 
 
 class Sampler:

@@ -30,7 +30,7 @@ from tinygrad.nn.state import get_state_dict
 from backends.tinygrad import program_cache
 from backends.tinygrad.networks import build_discriminator, build_generator
 from backends.tinygrad.ops import QueuedNoise, TinygradOps, labels_tensor
-from backends.tinygrad.sampling import Sampler, item_shape
+from backends.tinygrad.sampling import Sampler
 from ddgan_core import losses
 from ddgan_core.checkpoint import (
     DISCRIMINATOR,
@@ -39,7 +39,7 @@ from ddgan_core.checkpoint import (
     Checkpoint,
     check_weights_match,
 )
-from ddgan_core.config import Config
+from ddgan_core.config import Config, item_shape
 from ddgan_core.diffusion import DiffusionProcess
 from ddgan_core.schedule import schedule_from_config
 

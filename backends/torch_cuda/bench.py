@@ -14,7 +14,6 @@ Training's fast path is the trainer's own (`train.compile`).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 
@@ -27,7 +26,7 @@ from backends.torch_cuda.entry import pick_device
 from backends.torch_cuda.fast_sampling import FastSampler
 from backends.torch_cuda.networks import build_generator
 from backends.torch_cuda.trainer import TorchTrainer, sample_with
-from ddgan_core.benchmark import Measurement, process_peak_rss_bytes
+from ddgan_core.benchmark import Measurement, process_peak_rss_bytes, training_batch
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 
@@ -174,11 +173,8 @@ def bench_train(
     the mean over a multiple of lazy_reg iterations includes the penalty's share.
     """
     dev = bench_device(device, precision)
-    config = dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=batch_size, precision=precision))
+    config, batch = training_batch(config, batch_size, precision=precision)
     trainer = TorchTrainer(config, dev)
-    g = config.generator
-    shape = (g.data_dim,) if g.kind == "mlp" else (g.channels, g.image_size, g.image_size)
-    batch = np.random.default_rng(0).uniform(-1.0, 1.0, (batch_size, *shape)).astype(np.float32)
     step = iter(range(10**9))
 
     def run() -> None:

@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from backends.torch_cuda.compile import compile_network, to_channels_last
-from ddgan_core.config import Config
+from ddgan_core.config import Config, item_shape
 from ddgan_core.errors import DDGANError
 from ddgan_core.sampling import chain_levels, sample_chain
 from ddgan_core.schedule import schedule_from_config
@@ -73,8 +73,7 @@ class FastSampler:
         self.config, self.device, self.batch_size = config, device, batch_size
         self.schedule = schedule_from_config(config.diffusion)
         self.levels = chain_levels(self.schedule.timesteps, steps)
-        g = config.generator
-        self.shape = (g.data_dim,) if g.kind == "mlp" else (g.channels, g.image_size, g.image_size)
+        self.shape = item_shape(config)
         self.channels_last = channels_last and len(self.shape) == 3
         if self.channels_last:
             to_channels_last(generator)
@@ -83,7 +82,7 @@ class FastSampler:
         calls = len(self.levels) - 1
         noisy = sum(1 for s in self.levels[1:] if s != 0)
         self.x_T = torch.zeros((batch_size, *self.shape), device=device)
-        self.latents = torch.zeros((calls, batch_size, g.nz), device=device)
+        self.latents = torch.zeros((calls, batch_size, config.generator.nz), device=device)
         self.noises = torch.zeros((noisy, batch_size, *self.shape), device=device)
         self.labels = {t - 1: torch.full((batch_size,), t - 1, dtype=torch.long, device=device) for t in self.levels[:-1]}
         self.graph: torch.cuda.CUDAGraph | None = None

@@ -23,7 +23,7 @@ from backends.torch_cuda.networks import build_discriminator, build_generator
 from backends.torch_cuda.ops import TorchOps
 from ddgan_core import losses
 from ddgan_core.checkpoint import DISCRIMINATOR, GENERATOR, GENERATOR_EMA, Checkpoint, check_weights_match
-from ddgan_core.config import Config
+from ddgan_core.config import Config, item_shape
 from ddgan_core.diffusion import DiffusionProcess
 from ddgan_core.sampling import chain_levels, sample_chain
 from ddgan_core.schedule import schedule_from_config
@@ -200,15 +200,14 @@ def sample_with(
     rng = torch.Generator(device=device)
     rng.manual_seed(seed)
     ops = TorchOps(rng)
-    g = config.generator
-    shape = (g.data_dim,) if g.kind == "mlp" else (g.channels, g.image_size, g.image_size)
+    shape = item_shape(config)
     outputs, trajectories = [], []
     for start in range(0, n, batch_size):
         m = min(batch_size, n - start)
 
         def predict_x0(x_t: torch.Tensor, label: int) -> torch.Tensor:
             labels = torch.full((m,), label, dtype=torch.long, device=device)
-            return generator(x_t, labels, torch.randn((m, g.nz), generator=rng, device=device))
+            return generator(x_t, labels, torch.randn((m, config.generator.nz), generator=rng, device=device))
 
         if x_start is None:
             x = torch.randn((m, *shape), generator=rng, device=device)
