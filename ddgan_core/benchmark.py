@@ -6,6 +6,10 @@ turns that into the reported figures: seconds per batch by the protocol's statis
 seconds per 100 images (the paper's 0.21 s on a V100 for CIFAR-10, T = 4), iterations/s, and
 the achieved fraction of the device's peak where the peak is known.
 
+A training run is one iteration (one D step then one G step) on random data. R1 runs every
+`lazy_reg` iterations as in training, so the median is the plain step and the mean over a
+multiple of lazy_reg iterations includes the penalty's share.
+
 Protocols: "default" is the median of the timed runs (robust to a busy machine); "paper" is
 batch 100 and the mean after warm-up, as the published timing was taken.
 """

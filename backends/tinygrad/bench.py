@@ -103,11 +103,7 @@ def bench_sample(
 def bench_train(
     config: Config, batch_size: int, device: str | None, precision: str, warmup: int, repeats: int,
 ) -> Measurement:
-    """Training speed: seconds per iteration (one D step then one G step) on random data.
-
-    R1 runs every `lazy_reg` iterations as in training, so the median is the plain step and
-    the mean over a multiple of lazy_reg iterations includes the penalty's share.
-    """
+    """Training speed: seconds per iteration on `training_batch`, after both jitted variants are captured."""
     dev = bench_device(device, precision)
     config, batch = training_batch(config, batch_size)
     trainer = TinygradTrainer(config, dev)
