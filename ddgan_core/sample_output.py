@@ -1,8 +1,9 @@
-"""Writing drawn samples to disk, the same for every backend (`ddgan sample --out`)."""
+"""Drawn samples in data units and on disk, the same for every backend (`ddgan sample`)."""
 
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -10,8 +11,26 @@ from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.mixture import GaussianMixture
 from ddgan_core.pictures import save_image_grid, save_point_plot
+from ddgan_core.training_loop import to_data_units, to_network_units
 
 OUTPUT_SUFFIXES = (".png", ".npz")
+
+
+def chain_in_data_units(
+    result: np.ndarray | tuple[np.ndarray, np.ndarray], trajectory: bool, config: Config,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A backend's chain output (samples, or (samples, trajectory) when asked) in data units."""
+    samples, path = result if trajectory else (result, None)
+    return to_data_units(samples, config), (to_data_units(path, config) if path is not None else None)
+
+
+def one_step_in_data_units(
+    x_t: np.ndarray, level: int, config: Config, run_levels: Callable[[np.ndarray, list[int]], np.ndarray],
+) -> np.ndarray:
+    """Draws of x_{level-1} from the given x_t (data units): `run_levels(start, levels)` is the
+    backend's chain from network-unit starting points over the given levels."""
+    start = to_network_units(np.asarray(x_t, dtype=np.float32), config)
+    return to_data_units(run_levels(start, [level, level - 1]), config)
 
 
 def check_output_path(out: pathlib.Path) -> None:

@@ -19,7 +19,7 @@ from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.rundir import RunDir
 from ddgan_core.session import train_session
-from ddgan_core.training_loop import to_data_units, to_network_units
+from ddgan_core.sample_output import chain_in_data_units, one_step_in_data_units
 
 BACKEND = "tinygrad"
 
@@ -65,8 +65,7 @@ def sample(
     dev = pick_device(device)
     generator, config = load_ema_generator(checkpoint_path, dev)
     result = Sampler(generator, config, dev).sample(n, seed, steps=steps, return_trajectory=trajectory)
-    samples, path = result if trajectory else (result, None)
-    return to_data_units(samples, config), (to_data_units(path, config) if path is not None else None), config
+    return *chain_in_data_units(result, trajectory, config), config
 
 
 def sample_step(
@@ -75,6 +74,6 @@ def sample_step(
     """One reverse step from the given x_t (data units, shape (N, ...)) at `level`: draws of x_{level-1}."""
     dev = pick_device(device)
     generator, config = load_ema_generator(checkpoint_path, dev)
-    start = to_network_units(np.asarray(x_t, dtype=np.float32), config)
-    drawn = Sampler(generator, config, dev).sample(len(start), seed, levels=[level, level - 1], x_start=start)
-    return to_data_units(drawn, config)
+    sampler = Sampler(generator, config, dev)
+    return one_step_in_data_units(
+        x_t, level, config, lambda start, levels: sampler.sample(len(start), seed, levels=levels, x_start=start))

@@ -18,7 +18,8 @@ from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.rundir import RunDir
 from ddgan_core.session import train_session
-from ddgan_core.training_loop import to_data_units, to_network_units
+from ddgan_core.sample_output import chain_in_data_units, one_step_in_data_units
+from ddgan_core.training_loop import to_data_units
 
 BACKEND = "torch"
 SAMPLE_BATCH = 1000  # images per generator call when sampling
@@ -115,8 +116,7 @@ def sample(
         samples = fastest_sampler(generator, config, min(n, SAMPLE_BATCH), dev, steps=steps).sample(n, seed)
         return to_data_units(samples, config), None, config
     result = sample_with(generator, config, n, seed, dev, steps=steps, return_trajectory=trajectory, batch_size=SAMPLE_BATCH)
-    samples, path = result if trajectory else (result, None)
-    return to_data_units(samples, config), (to_data_units(path, config) if path is not None else None), config
+    return *chain_in_data_units(result, trajectory, config), config
 
 
 def sample_step(
@@ -125,6 +125,5 @@ def sample_step(
     """One reverse step from the given x_t (data units, shape (N, ...)) at `level`: draws of x_{level-1}."""
     dev = pick_device(device)
     generator, config = load_ema_generator(checkpoint_path, dev)
-    start = to_network_units(np.asarray(x_t, dtype=np.float32), config)
-    drawn = sample_with(generator, config, len(start), seed, dev, levels=[level, level - 1], x_start=start)
-    return to_data_units(drawn, config)
+    return one_step_in_data_units(
+        x_t, level, config, lambda start, levels: sample_with(generator, config, len(start), seed, dev, levels=levels, x_start=start))
