@@ -56,6 +56,15 @@ def test_bf16_is_refused_in_one_line(kind):
     assert "\n" not in str(result.exception)
 
 
+def test_train_fast_path_is_refused_rather_than_ignored(tmp_path):
+    """--fast (train.compile) is the torch backend's; tinygrad must not time or train its own step under that label."""
+    result = runner.invoke(app, ["bench", "train", *TOY, "--fast"])
+    assert isinstance(result.exception, DDGANError) and "train.compile" in str(result.exception)
+    result = runner.invoke(app, ["train", "--backend", "tinygrad", "--dataset", "grid25", "--iterations", "1",
+                                 "--set", "train.compile=true", "--out", str(tmp_path / "run")])
+    assert result.exit_code != 0 and "train.compile" in str(result.exception or result.output), result.output
+
+
 def test_torch_fast_path_options_are_refused_in_one_line():
     with pytest.raises(DDGANError, match=r"no fast sampling path \(cannot honour: fast, compile_mode\)$"):
         bench_sample(preset("toy2d"), 8, 4, "cpu", "fp32", 0, 1, fast=True, compile_mode="default")

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 from tinygrad import Context, Device, GlobalCounters, Tensor
 
-from backends.tinygrad.entry import pick_device
+from backends.tinygrad.entry import check_train_settings, pick_device
 from backends.tinygrad.networks import build_generator
 from backends.tinygrad.sampling import Sampler
 from backends.tinygrad.trainer import TinygradTrainer
@@ -106,6 +106,7 @@ def bench_train(
     """Training speed: seconds per iteration on `training_batch`, after both jitted variants are captured."""
     dev = bench_device(device, precision)
     config, batch = training_batch(config, batch_size)
+    check_train_settings(config)
     trainer = TinygradTrainer(config, dev)
     step = iter(range(10**9))
 

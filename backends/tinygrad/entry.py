@@ -35,13 +35,21 @@ def pick_device(name: str | None) -> str:
     return device
 
 
+def check_train_settings(config: Config) -> None:
+    """Refuse training settings of the PyTorch backend that tinygrad does not have, in one line."""
+    if config.train.precision != "fp32":
+        raise DDGANError(f"the tinygrad backend trains in fp32 only (got --precision {config.train.precision})")
+    if config.train.compile:
+        raise DDGANError("train.compile is the torch backend's fast path; tinygrad always runs its step "
+                         "compiled (TinyJit): drop it (or --fast)")
+
+
 def train(
     config: Config, out: pathlib.Path | None, resume: bool, device: str | None = None,
     iterations: int | None = None, stop_at: int | None = None, show_progress: bool = True,
 ) -> RunDir:
     dev = pick_device(device)
-    if config.train.precision != "fp32":
-        raise DDGANError(f"the tinygrad backend trains in fp32 only (got --precision {config.train.precision})")
+    check_train_settings(config)
     return train_session(
         config, lambda cfg: TinygradTrainer(cfg, dev), backend=BACKEND,
         versions={"tinygrad": importlib.metadata.version("tinygrad"), "tinygrad_device": dev},
