@@ -15,6 +15,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from backends.torch_cuda import entry  # noqa: E402
+from backends.torch_cuda.distributed import Distributed  # noqa: E402
 from backends.torch_cuda.networks import build_generator  # noqa: E402
 from ddgan_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from ddgan_core.config import apply_overrides, preset  # noqa: E402
@@ -194,6 +195,22 @@ def test_two_process_gloo_training(cifar_dir, tmp_path):
     checkpoint = load_checkpoint(tmp_path / "ddp/checkpoints/last.safetensors")
     assert checkpoint.step == 2
     assert all(np.isfinite(v).all() for k, v in checkpoint.tensors.items() if not k.startswith("rng."))
+
+
+def test_logged_scalars_are_averaged_over_ranks_without_leaving_their_device(monkeypatch):
+    """Two ranks logging v and 2v log 1.5v; the reduction runs on the tensor as given (NCCL only
+    reduces CUDA tensors), and the step's own values are left as they were."""
+    reduced = []
+
+    def all_reduce_of_two_ranks(tensor):
+        reduced.append(tensor)
+        tensor.mul_(3.0)
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce_of_two_ranks)
+    values = torch.tensor([1.0, -2.0, 0.5])
+    assert Distributed(0, 2, 0).average_scalars(values).tolist() == [1.5, -3.0, 0.75]
+    assert values.tolist() == [1.0, -2.0, 0.5] and reduced[0].device == values.device
+    assert Distributed.single().average_scalars(values) is values
 
 
 @pytest.mark.slow

@@ -32,9 +32,12 @@ class Distributed:
         world_size = int(os.environ.get("WORLD_SIZE", "1"))
         if world_size == 1:
             return cls.single()
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if not dist.is_initialized():
+            if device_type == "cuda":
+                torch.cuda.set_device(local_rank)  # before NCCL starts, so each process binds its own GPU
             dist.init_process_group("nccl" if device_type == "cuda" else "gloo")
-        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        return cls(dist.get_rank(), dist.get_world_size(), local_rank)
 
     @property
     def is_main(self) -> bool:
@@ -57,12 +60,13 @@ class Distributed:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
-    def average_scalars(self, values: dict[str, float]) -> dict[str, float]:
+    def average_scalars(self, values: torch.Tensor) -> torch.Tensor:
+        """The ranks' mean of `values`, reduced where the tensor lives (NCCL reduces only CUDA tensors)."""
         if self.world_size == 1:
             return values
-        tensor = torch.tensor(list(values.values()), dtype=torch.float64)
-        dist.all_reduce(tensor)
-        return dict(zip(values, (tensor / self.world_size).tolist()))
+        values = values.clone()
+        dist.all_reduce(values)
+        return values / self.world_size
 
     def close(self) -> None:
         if self.world_size > 1 and dist.is_initialized():

@@ -124,8 +124,8 @@ class TorchTrainer:
         torch._foreach_lerp_(ema, [p.detach() for p in self.generator.parameters()], losses.ema_weight(self.config.train.ema_decay))
 
     def read_scalars(self, values: dict[str, Any]) -> dict[str, float]:
-        stacked = torch.stack([values[k].float() for k in values]).cpu().tolist()
-        return self.dist.average_scalars(dict(zip(values, stacked)))
+        stacked = self.dist.average_scalars(torch.stack([values[k].float() for k in values]))
+        return dict(zip(values, stacked.cpu().tolist()))
 
     # --- sampling ---------------------------------------------------------------------------
     @torch.no_grad()
