@@ -14,7 +14,8 @@ warm-up excluded) and the figures are ddgan_core.benchmark's (median of the time
 Sampling, CIFAR-10 preset at T = 4 and T = 2, batches 1000 and 100, three paths: eager fp32
 (TF32 matmuls, as the bench command), bf16 compiled (TorchInductor, channels_last), and bf16
 compiled + one CUDA graph per chain. The compiled generator is compiled once per batch size and
-reused for both T (the network does not depend on T). Training, CIFAR-10 preset at batch 256:
+reused for both T (the network does not depend on T). Training, CIFAR-10 preset at batch 256,
+its batches gathered on the device from 50,000 CIFAR-shaped images as in `ddgan train`:
 eager fp32, the fast path (bf16 autocast + train.compile), and eager bf16; 30 timed iterations
 (two R1 steps at lazy_reg 15), so the mean carries R1's share, and one plain and one R1 step
 under torch.cuda.set_sync_debug_mode("error") to show that the step never waits for the device.
@@ -34,7 +35,7 @@ import statistics
 import subprocess
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -49,10 +50,12 @@ from backends.torch_cuda.bench import (
     peak_memory_bytes,
     time_runs,
 )
+from backends.torch_cuda.device_data import device_batches
 from backends.torch_cuda.networks import parameter_counts
 from backends.torch_cuda.trainer import TorchTrainer
 from ddgan_core.benchmark import PAPER_SECONDS_PER_100, Measurement, summarise
 from ddgan_core.config import Config, apply_overrides, preset
+from ddgan_core.datasets import ImageDataset, index_stream
 
 PRESET = "cifar10"
 SAMPLE_WARMUP, SAMPLE_REPEATS = 2, 10
@@ -145,13 +148,14 @@ def section_sample(rows: pathlib.Path) -> None:
 
 
 # --- training ---------------------------------------------------------------------------------------
-def sync_free(trainer: TorchTrainer, batch: np.ndarray, steps: tuple[int, ...]) -> str:
-    """'yes' if the steps run under set_sync_debug_mode('error'), else the error's first line."""
+def sync_free(trainer: TorchTrainer, batches: Iterator[torch.Tensor], steps: tuple[int, ...]) -> str:
+    """'yes' if the steps (their batches' gathers included) run under set_sync_debug_mode('error'),
+    else the error's first line."""
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
         for step in steps:
-            trainer.train_step(batch, step)
+            trainer.train_step(next(batches), step)
         return "yes"
     except RuntimeError as exc:
         return f"no: {str(exc).strip().splitlines()[0]}"
@@ -161,6 +165,9 @@ def sync_free(trainer: TorchTrainer, batch: np.ndarray, steps: tuple[int, ...]) 
 
 
 def section_train(rows: pathlib.Path) -> None:
+    # CIFAR-10's size and shape in uint8 noise (the speed does not depend on the pixels), held on the
+    # device and gathered per step by the training data path (backends/torch_cuda/device_data.py)
+    data = ImageDataset("cifar10-shaped noise", np.random.default_rng(0).integers(0, 256, (50_000, 3, 32, 32), dtype=np.uint8))
     for path, (precision, compiled) in TRAIN_PATHS.items():
         def measure(p: str = path, prec: str = precision, comp: bool = compiled) -> dict:
             base = preset(PRESET)
@@ -168,11 +175,13 @@ def section_train(rows: pathlib.Path) -> None:
                 base.train, batch_size=TRAIN_BATCH, precision=prec, compile=comp))
             dev = bench_device("cuda", prec)
             trainer = TorchTrainer(config, dev)
-            batch = np.random.default_rng(0).uniform(-1.0, 1.0, (TRAIN_BATCH, 3, 32, 32)).astype(np.float32)
+            batches = device_batches(config, data, index_stream(len(data), TRAIN_BATCH, seed=0), dev)
+            if batches is None:
+                raise RuntimeError("the training images do not fit on the device")
             step = iter(range(10**9))
 
             def run() -> None:
-                trainer.train_step(batch, next(step))
+                trainer.train_step(next(batches), next(step))
 
             begin = time.perf_counter()
             time_runs(run, dev, 0, TRAIN_WARMUP)  # steps 0..2: an R1 step and plain steps; compiles here
@@ -189,7 +198,7 @@ def section_train(rows: pathlib.Path) -> None:
             r1 = after + (-after) % lazy  # 45: the next R1 step
             return {"kind": "train", "path": p, "compile": comp, "warmup_s": warmup_s,
                     "images_per_s_mean": TRAIN_BATCH / statistics.fmean(seconds),
-                    "sync_free_step": sync_free(trainer, batch, (plain, r1)), **result.to_dict()}
+                    "sync_free_step": sync_free(trainer, batches, (plain, r1)), **result.to_dict()}
         guarded(rows, "train", f"train batch={TRAIN_BATCH} {path}", measure)
 
 

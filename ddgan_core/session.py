@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-from typing import Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
+
+import numpy as np
 
 from ddgan_core.checkpoint import Checkpoint, load_checkpoint
 from ddgan_core.config import Config, fit_to_data
-from ddgan_core.datasets import Dataset, batch_stream, load_dataset
+from ddgan_core.datasets import Dataset, batch_stream, index_stream, load_dataset
 from ddgan_core.errors import DDGANError
 from ddgan_core.rundir import RunDir, default_run_path, newest_run
 from ddgan_core.training_loop import BackendTrainer, run_training
@@ -21,6 +23,11 @@ from ddgan_core.training_loop import BackendTrainer, run_training
 
 class ResumableTrainer(BackendTrainer, Protocol):
     def load_state(self, checkpoint: Checkpoint) -> None: ...
+
+
+# (config, dataset, this rank's (indices, flip bits) per step) -> the backend's own batch stream,
+# or None for the host stream (batch_stream); the batches must equal batch_stream's.
+DeviceBatches = Callable[[Config, Dataset, Iterator[tuple[np.ndarray, np.ndarray]]], Iterator[Any] | None]
 
 
 def resolve_checkpoint(run: pathlib.Path | None, checkpoint: pathlib.Path | None) -> pathlib.Path:
@@ -53,8 +60,12 @@ def train_session(
     per_rank_batch: int | None = None,
     stop_at: int | None = None,
     show_progress: bool = True,
+    device_batches: DeviceBatches | None = None,
 ) -> RunDir:
-    """Train a new run (or resume one) to its configured iterations; returns its directory."""
+    """Train a new run (or resume one) to its configured iterations; returns its directory.
+
+    `device_batches` lets a backend serve the batches from its device memory (same order, same data).
+    """
     if world_size > 1 and out is None:
         raise DDGANError("multi-process training needs an explicit --out RUN_DIR shared by every process")
     checkpoint = None
@@ -76,8 +87,12 @@ def train_session(
         trainer.load_state(checkpoint)
     start = checkpoint.step if checkpoint is not None else 0
     batch = per_rank_batch if per_rank_batch is not None else config.train.batch_size
-    stream = batch_stream(dataset, batch, seed=config.train.seed, rank=rank, world_size=world_size,
-                          start_step=start, random_flip=config.data.random_flip)
+    order = {"seed": config.train.seed, "rank": rank, "world_size": world_size, "start_step": start}
+    stream = None
+    if device_batches is not None:
+        stream = device_batches(config, dataset, index_stream(len(dataset), batch, **order))
+    if stream is None:
+        stream = batch_stream(dataset, batch, random_flip=config.data.random_flip, **order)
     run_training(trainer, config, run if rank == 0 else None, stream, start_step=start, stop_at=stop_at,
                  mixture=dataset.mixture, is_image=dataset.is_image,
                  show_progress=show_progress)

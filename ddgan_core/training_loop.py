@@ -34,8 +34,9 @@ class BackendTrainer(Protocol):
 
     def set_learning_rates(self, lr_g: float, lr_d: float) -> None: ...
 
-    def train_step(self, batch: np.ndarray, step: int) -> dict[str, Any]:
-        """One D step then one G step on a batch in network units; returns backend scalars."""
+    def train_step(self, batch: Any, step: int) -> dict[str, Any]:
+        """One D step then one G step on a batch in network units (numpy, or the backend's own
+        tensor where it serves the data from its device); returns backend scalars."""
 
     def read_scalars(self, values: dict[str, Any]) -> dict[str, float]:
         """Bring the step's scalars to the host (the only synchronisation point)."""
@@ -73,7 +74,7 @@ def run_training(
     trainer: BackendTrainer,
     config: Config,
     run: RunDir | None,
-    stream: Iterator[np.ndarray],
+    stream: Iterator[Any],
     *,
     start_step: int = 0,
     stop_at: int | None = None,

@@ -51,7 +51,7 @@ wanted=${*:-tests sample train}
 section env 60 python3 benchmarks/gpu_check.py env --rows "$ROWS"
 for name in $wanted; do
     case $name in
-        tests) section tests "${GPU_CHECK_LIMIT_TESTS:-90}" python3 -m pytest tests/test_fast_path.py -k cuda -q -rs -p no:cacheprovider ;;
+        tests) section tests "${GPU_CHECK_LIMIT_TESTS:-90}" python3 -m pytest tests/test_fast_path.py tests/test_torch_device_data.py -k cuda -q -rs -p no:cacheprovider ;;
         sample) section sample "${GPU_CHECK_LIMIT_SAMPLE:-180}" python3 benchmarks/gpu_check.py sample --rows "$ROWS" ;;
         train) section train "${GPU_CHECK_LIMIT_TRAIN:-170}" python3 benchmarks/gpu_check.py train --rows "$ROWS" ;;
         *) echo "gpu_check: unknown section '$name' (tests, sample, train)" | tee -a "$LOG" ;;

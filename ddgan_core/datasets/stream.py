@@ -41,13 +41,22 @@ def batch_stream(
     mirrors images horizontally with probability 1/2; it does not apply to point data.
     """
     flip = random_flip and dataset.is_image
-    step = start_step
-    while True:
-        indices, flips = batch_indices(len(dataset), batch_size, seed=seed, step=step, rank=rank, world_size=world_size)
+    for indices, flips in index_stream(len(dataset), batch_size, seed=seed, rank=rank, world_size=world_size,
+                                       start_step=start_step):
         batch = dataset.get(indices)
         if flip:
             batch[flips] = batch[flips, ..., ::-1]
         yield batch
+
+
+def index_stream(
+    length: int, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_step: int = 0,
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """`batch_indices` for step start_step, start_step + 1, ... forever: what `batch_stream` gathers,
+    for a backend that holds the dataset on its device and gathers (and flips) there."""
+    step = start_step
+    while True:
+        yield batch_indices(length, batch_size, seed=seed, step=step, rank=rank, world_size=world_size)
         step += 1
 
 
