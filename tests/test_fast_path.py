@@ -21,13 +21,13 @@ torch = pytest.importorskip("torch")
 from backends.torch_cuda import entry  # noqa: E402
 from backends.torch_cuda.compile import host_to_device  # noqa: E402
 from backends.torch_cuda.fast_sampling import FastSampler  # noqa: E402
-from backends.torch_cuda.networks import build_generator  # noqa: E402
+from backends.torch_cuda.networks import build_discriminator, build_generator  # noqa: E402
 from backends.torch_cuda.networks.layers import variance_scaling_uniform_  # noqa: E402
 from backends.torch_cuda.trainer import TorchTrainer, sample_with  # noqa: E402
 from cli.app import app  # noqa: E402
 from cli.main import COMMAND_MODULES  # noqa: E402,F401  (registers the commands)
 from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint, save_checkpoint  # noqa: E402
-from ddgan_core.config import Config, apply_overrides, preset  # noqa: E402
+from ddgan_core.config import Config, apply_overrides, item_shape, preset  # noqa: E402
 from ddgan_core.errors import DDGANError  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -140,6 +140,31 @@ def test_host_to_device_keeps_values_and_can_give_channels_last():
     np.testing.assert_array_equal(plain.numpy(), batch)
     np.testing.assert_array_equal(nhwc.numpy(), batch)
     assert nhwc.is_contiguous(memory_format=torch.channels_last) and not plain.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("preset_name", ["tiny", "toy2d"])
+def test_compiled_networks_take_every_tensor_from_the_device(preset_name):
+    """Traced on the meta device, every tensor of the graphs torch.compile captures stays there. A
+    tensor built on the host inside `forward` (e.g. a filter kernel) would be copied to the GPU on
+    every call: a host synchronisation, and an error while a CUDA graph is being captured."""
+    config, meta = preset(preset_name), torch.device("meta")
+    strays = []
+
+    def record_strays(graph_module, example_inputs):
+        for node in graph_module.graph.nodes:
+            value = node.meta.get("example_value")
+            if isinstance(value, torch.Tensor) and value.device != meta:
+                strays.append(f"{node.op} {node.target} on {value.device}")
+        return graph_module.forward
+
+    with meta:
+        generator, discriminator = build_generator(config), build_discriminator(config)
+    n, shape = 4, item_shape(config)
+    x, t = torch.zeros((n, *shape), device=meta), torch.zeros(n, dtype=torch.long, device=meta)
+    torch._dynamo.reset()
+    assert torch.compile(generator, backend=record_strays)(x, t, torch.zeros(n, config.generator.nz, device=meta)).device == meta
+    assert torch.compile(discriminator, backend=record_strays)(x, x, t).device == meta
+    assert strays == []
 
 
 def _losses_over_steps(config, device, steps):

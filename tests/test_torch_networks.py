@@ -22,10 +22,8 @@ from backends.torch_cuda.networks import (  # noqa: E402
 from backends.torch_cuda.networks.discriminator import minibatch_stddev  # noqa: E402
 from backends.torch_cuda.networks.layers import (  # noqa: E402
     AdaptiveGroupNormSiLU,
+    FirFilter,
     conv2d,
-    fir_blur_pad2,
-    fir_downsample_2x,
-    fir_upsample_2x,
     sinusoidal_embedding,
     variance_scaling_uniform_,
 )
@@ -102,21 +100,21 @@ def _upfirdn2d(x: np.ndarray, up: int, down: int, pad: tuple[int, int], gain: fl
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize(
     "op, up, down, pad, gain",
-    [(fir_upsample_2x, 2, 1, (2, 1), 4.0), (fir_downsample_2x, 1, 2, (1, 1), 1.0), (fir_blur_pad2, 1, 1, (2, 2), 1.0)],
+    [("upsample_2x", 2, 1, (2, 1), 4.0), ("downsample_2x", 1, 2, (1, 1), 1.0), ("blur_pad2", 1, 1, (2, 2), 1.0)],
 )
 def test_fir_resampling_matches_upfirdn2d(op, up, down, pad, gain, channels_last):
     x = torch.randn(2, 3, 6, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    out = op(x.contiguous(memory_format=fmt))
+    out = getattr(FirFilter(), op)(x.contiguous(memory_format=fmt))
     np.testing.assert_allclose(out.numpy(), _upfirdn2d(x.numpy(), up, down, pad, gain), atol=1e-12)
 
 
 def test_fir_resampling_keeps_constants_away_from_the_border():
-    ones = torch.ones(1, 1, 8, 8)
-    np.testing.assert_allclose(fir_upsample_2x(ones)[0, 0, 1:-1, 1:-1].numpy(), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(fir_upsample_2x(ones)[0, 0, 0, 1:-1].numpy(), 0.75, rtol=1e-6)  # 3/4: zero beyond the edge
-    np.testing.assert_allclose(fir_downsample_2x(ones)[0, 0, 1:-1, 1:-1].numpy(), 1.0, rtol=1e-6)
-    np.testing.assert_allclose(fir_downsample_2x(ones)[0, 0, 0, 1:-1].numpy(), 7 / 8, rtol=1e-6)
+    ones, fir = torch.ones(1, 1, 8, 8), FirFilter()
+    np.testing.assert_allclose(fir.upsample_2x(ones)[0, 0, 1:-1, 1:-1].numpy(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(fir.upsample_2x(ones)[0, 0, 0, 1:-1].numpy(), 0.75, rtol=1e-6)  # 3/4: zero beyond the edge
+    np.testing.assert_allclose(fir.downsample_2x(ones)[0, 0, 1:-1, 1:-1].numpy(), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(fir.downsample_2x(ones)[0, 0, 0, 1:-1].numpy(), 7 / 8, rtol=1e-6)
 
 
 # --- small building blocks against direct computations -----------------------------------------

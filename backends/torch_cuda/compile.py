@@ -14,8 +14,6 @@ the R1 penalty's forward pass stays eager (see TorchTrainer).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import torch
 from torch import nn
@@ -24,9 +22,6 @@ from ddgan_core.errors import DDGANError
 
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
 
-# The FIR kernel cache (networks/layers.py `_fir_kernel_2d`) is a pure function of (gain, device,
-# dtype): Dynamo tracing through it instead of using the cache computes the same constant.
-warnings.filterwarnings("ignore", message="Dynamo detected a call to a `functools.lru_cache`", category=UserWarning)
 
 
 def check_compile_mode(mode: str) -> str:

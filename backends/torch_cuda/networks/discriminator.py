@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from backends.torch_cuda.networks.layers import (
+    FirFilter,
     conv2d,
-    fir_downsample_2x,
     linear,
     sinusoidal_embedding,
 )
@@ -45,13 +45,13 @@ class DownConvBlock(nn.Module):
         self.time_dense = linear(t_emb_dim, out_ch, mode="fan_out")
         self.conv_1 = conv2d(out_ch, out_ch, 3, init_scale=0.0, mode="fan_out")
         self.skip = conv2d(in_ch, out_ch, 1, bias=False, mode="fan_out")
-        self.downsample = downsample
+        self.fir = FirFilter() if downsample else None
 
     def forward(self, x: torch.Tensor, time_features: torch.Tensor) -> torch.Tensor:
         h = self.conv_0(_act(x))
         h = _act(h + self.time_dense(time_features)[:, :, None, None])
-        if self.downsample:
-            h, x = fir_downsample_2x(h), fir_downsample_2x(x)
+        if self.fir is not None:
+            h, x = self.fir.downsample_2x(h), self.fir.downsample_2x(x)
         return (self.conv_1(h) + self.skip(x)) * SKIP_SCALE
 
 

@@ -14,7 +14,6 @@ keeps the value of a constant image, away from the borders. Both are plain PyTor
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import Literal
 
@@ -92,36 +91,43 @@ def sinusoidal_embedding(t: torch.Tensor, dim: int, max_period: float = 10_000.0
     return F.pad(embedding, (0, 1)) if dim % 2 else embedding
 
 
-@functools.lru_cache(maxsize=32)
-def _fir_kernel_2d(gain: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """The normalised separable FIR kernel outer(k, k) / sum^2 times `gain`, shaped (1, 1, 4, 4)."""
+def fir_kernel_2d() -> torch.Tensor:
+    """The normalised separable FIR kernel outer(k, k) / sum(k)^2, shaped (1, 1, 4, 4), float32."""
     taps = torch.tensor(FIR_TAPS, dtype=torch.float64)
-    kernel = torch.outer(taps, taps) / taps.sum() ** 2 * gain
-    return kernel.to(device=device, dtype=dtype)[None, None]
+    return (torch.outer(taps, taps) / taps.sum() ** 2).to(torch.float32)[None, None]
 
 
-def _depthwise(x: torch.Tensor, gain: float) -> torch.Tensor:
-    """The FIR kernel as a depthwise weight (C, 1, 4, 4) for x's channels, device and dtype."""
-    return _fir_kernel_2d(gain, x.device, x.dtype).expand(x.shape[1], 1, -1, -1)
+class FirFilter(nn.Module):
+    """FIR resampling (upfirdn2d with [1, 3, 3, 1]) as depthwise (transposed) convolutions.
 
-
-def fir_downsample_2x(x: torch.Tensor) -> torch.Tensor:
-    """upfirdn2d(x, k, down=2, pad=(1, 1)): blur with [1,3,3,1]/8 per axis and keep every 2nd pixel."""
-    return F.conv2d(x, _depthwise(x, 1.0), stride=2, padding=1, groups=x.shape[1])
-
-
-def fir_upsample_2x(x: torch.Tensor) -> torch.Tensor:
-    """upfirdn2d(x, 4 k, up=2, pad=(2, 1)): zero-insert, then blur with [1,3,3,1]/4 per axis.
-
-    Interior pixels become 3/4 of the nearest input plus 1/4 of the next one (bilinear weights);
-    beyond the border the input counts as zero.
+    The kernel is a non-persistent buffer (no checkpoint entry): it moves with the module, so a
+    compiled graph reads it from the device like a weight. Built inside `forward`, it would be a
+    host tensor copied to the GPU on every call: a synchronisation, and illegal in a CUDA graph.
     """
-    return F.conv_transpose2d(x, _depthwise(x, 4.0), stride=2, padding=1, groups=x.shape[1])
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("kernel", fir_kernel_2d(), persistent=False)
 
-def fir_blur_pad2(x: torch.Tensor) -> torch.Tensor:
-    """upfirdn2d(x, k, pad=(2, 2)): the blur before a stride-2 3x3 convolution; (H, W) -> (H+1, W+1)."""
-    return F.conv2d(x, _depthwise(x, 1.0), padding=2, groups=x.shape[1])
+    def _depthwise(self, x: torch.Tensor, gain: float) -> torch.Tensor:
+        """The kernel times `gain` as a depthwise weight (C, 1, 4, 4) for x's channels and dtype."""
+        return (self.kernel.to(x.dtype) * gain).expand(x.shape[1], 1, -1, -1)
+
+    def downsample_2x(self, x: torch.Tensor) -> torch.Tensor:
+        """upfirdn2d(x, k, down=2, pad=(1, 1)): blur with [1,3,3,1]/8 per axis and keep every 2nd pixel."""
+        return F.conv2d(x, self._depthwise(x, 1.0), stride=2, padding=1, groups=x.shape[1])
+
+    def upsample_2x(self, x: torch.Tensor) -> torch.Tensor:
+        """upfirdn2d(x, 4 k, up=2, pad=(2, 1)): zero-insert, then blur with [1,3,3,1]/4 per axis.
+
+        Interior pixels become 3/4 of the nearest input plus 1/4 of the next one (bilinear weights);
+        beyond the border the input counts as zero.
+        """
+        return F.conv_transpose2d(x, self._depthwise(x, 4.0), stride=2, padding=1, groups=x.shape[1])
+
+    def blur_pad2(self, x: torch.Tensor) -> torch.Tensor:
+        """upfirdn2d(x, k, pad=(2, 2)): the blur before a stride-2 3x3 convolution; (H, W) -> (H+1, W+1)."""
+        return F.conv2d(x, self._depthwise(x, 1.0), padding=2, groups=x.shape[1])
 
 
 class FirDownsampleConv(nn.Module):
@@ -132,10 +138,11 @@ class FirDownsampleConv(nn.Module):
 
     def __init__(self, in_ch: int, out_ch: int) -> None:
         super().__init__()
+        self.fir = FirFilter()
         self.conv = conv2d(in_ch, out_ch, 3, stride=2, padding=0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(fir_blur_pad2(x))
+        return self.conv(self.fir.blur_pad2(x))
 
 
 def group_count(channels: int) -> int:

@@ -12,7 +12,6 @@ This is the published configuration (progressive output off, positional embeddin
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Literal
 
 import torch
@@ -22,9 +21,8 @@ from torch import nn
 from backends.torch_cuda.networks.layers import (
     AdaptiveGroupNormSiLU,
     FirDownsampleConv,
+    FirFilter,
     conv2d,
-    fir_downsample_2x,
-    fir_upsample_2x,
     group_count,
     linear,
     sinusoidal_embedding,
@@ -35,11 +33,6 @@ from ddgan_core.config import GeneratorConfig
 SKIP_SCALE = 1.0 / math.sqrt(2.0)  # (x + h) / sqrt(2): keeps the variance of a sum of two paths
 
 Resample = Literal["none", "up", "down"]
-_RESAMPLERS: dict[str, Callable[[torch.Tensor], torch.Tensor] | None] = {
-    "none": None,
-    "up": fir_upsample_2x,
-    "down": fir_downsample_2x,
-}
 
 
 class ResBlock(nn.Module):
@@ -59,12 +52,14 @@ class ResBlock(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.conv_1 = conv2d(out_ch, out_ch, 3, init_scale=0.0)
         self.skip = conv2d(in_ch, out_ch, 1) if in_ch != out_ch or resample != "none" else None
-        self.resample = _RESAMPLERS[resample]
+        self.fir = FirFilter() if resample != "none" else None
+        self.resample = resample
 
     def forward(self, x: torch.Tensor, time_features: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
         h = self.norm_0(x, style)
-        if self.resample is not None:
-            h, x = self.resample(h), self.resample(x)
+        if self.fir is not None:
+            resample = self.fir.upsample_2x if self.resample == "up" else self.fir.downsample_2x
+            h, x = resample(h), resample(x)
         h = self.conv_0(h)
         h = h.add_(self.time_dense(time_features)[:, :, None, None])
         h = self.conv_1(self.dropout(self.norm_1(h, style)))
