@@ -16,6 +16,7 @@ torch = pytest.importorskip("torch")
 
 from backends.torch_cuda import entry  # noqa: E402
 from backends.torch_cuda.distributed import Distributed  # noqa: E402
+from backends.torch_cuda.trainer import RNG_KEY, ResumeWarning, TorchTrainer  # noqa: E402
 from backends.torch_cuda.networks import build_generator  # noqa: E402
 from ddgan_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from ddgan_core.config import apply_overrides, preset  # noqa: E402
@@ -68,6 +69,25 @@ def test_resume_equals_an_uninterrupted_run(cifar_dir, tmp_path):
     for name in a.tensors:
         assert np.array_equal(a.tensors[name], b.tensors[name]), name
     assert [r["loss_d"] for r in whole.read_metrics()] == [r["loss_d"] for r in split.read_metrics()]
+
+
+def test_resumed_ranks_draw_noise_of_their_own_and_a_foreign_generator_state_starts_fresh(cifar_dir, tmp_path):
+    run = entry.train(tiny_config(cifar_dir, iterations=1), tmp_path / "run", False, device="cpu", show_progress=False)
+    checkpoint = load_checkpoint(run.last_checkpoint)
+
+    def first_draws(dist: Distributed) -> torch.Tensor:
+        trainer = TorchTrainer(checkpoint.config, torch.device("cpu"), dist)
+        trainer.load_state(checkpoint)
+        return torch.randn(8, generator=trainer.rng)
+
+    saved = torch.Generator()
+    saved.set_state(torch.from_numpy(checkpoint.tensors[RNG_KEY].copy()))
+    assert torch.equal(first_draws(Distributed.single()), torch.randn(8, generator=saved))  # one process: exact
+    rank_0, rank_1 = first_draws(Distributed(0, 2, 0)), first_draws(Distributed(1, 2, 0))
+    assert not torch.equal(rank_0, rank_1) and torch.equal(rank_1, first_draws(Distributed(1, 2, 0)))
+    checkpoint.tensors[RNG_KEY] = np.zeros(16, dtype=np.uint8)  # the size of a CUDA generator's state
+    with pytest.warns(ResumeWarning, match="not for a cpu generator"):
+        assert torch.equal(first_draws(Distributed.single()), rank_0)  # fresh: (seed, rank 0, step)
 
 
 def test_toy_training_and_sampling_round_trip(tmp_path):

@@ -12,6 +12,7 @@ so that one pass runs the same module eagerly.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,10 @@ from ddgan_core.sampling import chain_levels, sample_chain
 from ddgan_core.schedule import schedule_from_config
 
 RNG_KEY = "rng.torch_generator"
+
+
+class ResumeWarning(UserWarning):
+    """A resumed run cannot continue the checkpoint's random stream exactly."""
 
 
 class TorchTrainer:
@@ -167,8 +172,22 @@ class TorchTrainer:
                     }
             # through load_state_dict, so torch places each tensor (and the step) as this optimiser needs
             opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
-        if RNG_KEY in checkpoint.tensors:
-            self.rng.set_state(torch.from_numpy(checkpoint.tensors[RNG_KEY].copy()))
+        self._restore_rng(checkpoint.tensors.get(RNG_KEY), checkpoint.step)
+
+    def _restore_rng(self, saved: np.ndarray | None, step: int) -> None:
+        """Continue the checkpoint's random stream where it is this process's own (one process, a
+        generator of the same device type), so a resumed run equals an uninterrupted one. Otherwise
+        draw from a fresh stream of (seed, rank, step): a multi-process checkpoint holds rank 0's
+        stream only (every rank continuing it would draw the same noise), and a CPU generator's
+        state means nothing to a CUDA one (and the reverse)."""
+        if saved is not None and self.dist.world_size == 1 and saved.size == self.rng.get_state().numel():
+            self.rng.set_state(torch.from_numpy(saved.copy()))
+            return
+        seed = np.random.SeedSequence([self.config.train.seed, self.dist.rank, step]).generate_state(1)[0]
+        self.rng.manual_seed(int(seed))
+        if saved is not None and self.dist.world_size == 1:
+            warnings.warn(f"the checkpoint's random-generator state is not for a {self.device.type} generator; "
+                          f"training continues from step {step} with fresh random draws", ResumeWarning, stacklevel=2)
 
 
 def _numpy_state(prefix: str, module: torch.nn.Module) -> dict[str, np.ndarray]:
