@@ -11,6 +11,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from backends.torch_cuda import inception  # noqa: E402
 from backends.torch_cuda.inception import (  # noqa: E402
     FEATURE_DIM,
     FID_WEIGHTS_NAME,
@@ -19,7 +20,6 @@ from backends.torch_cuda.inception import (  # noqa: E402
     InceptionFeatures,
     load_fid_inception,
 )
-from backends.torch_cuda import inception  # noqa: E402
 from ddgan_core.errors import DDGANError  # noqa: E402
 from ddgan_core.evaluation import CACHE_ENV  # noqa: E402
 

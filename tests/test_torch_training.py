@@ -16,8 +16,8 @@ torch = pytest.importorskip("torch")
 
 from backends.torch_cuda import entry  # noqa: E402
 from backends.torch_cuda.distributed import Distributed  # noqa: E402
-from backends.torch_cuda.trainer import RNG_KEY, ResumeWarning, TorchTrainer  # noqa: E402
 from backends.torch_cuda.networks import build_generator  # noqa: E402
+from backends.torch_cuda.trainer import RNG_KEY, ResumeWarning, TorchTrainer  # noqa: E402
 from ddgan_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from ddgan_core.config import apply_overrides, preset  # noqa: E402
 from tests.dataset_fixtures import write_cifar10  # noqa: E402

@@ -18,8 +18,8 @@ from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.rundir import RunDir
-from ddgan_core.session import train_session
 from ddgan_core.sample_output import chain_in_data_units, one_step_in_data_units
+from ddgan_core.session import train_session
 from ddgan_core.training_loop import to_data_units
 
 BACKEND = "torch"

@@ -118,8 +118,8 @@ def digit_classifier(
     epochs: int = EPOCHS,
 ) -> DigitClassifier:
     """The classifier for Stacked MNIST at `resolution`: from the cache, or trained once and cached."""
-    from safetensors.torch import load_file, save_file
     from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
     mnist = load_dataset("mnist", data_dir, resolution=resolution)
     recipe = f"{RECIPE}-epochs{epochs}-batch{BATCH}-lr{LEARNING_RATE}-shift{MAX_SHIFT}"

@@ -24,6 +24,7 @@ from backends.tinygrad.networks.ncsnpp import NCSNppGenerator
 from ddgan_core.config import Config
 from ddgan_core.network_checks import check_discriminator, check_generator
 
+
 def build_generator(cfg: Config) -> Any:
     """The generator `cfg.generator.kind` names, freshly initialised as published (lazy tensors)."""
     check_generator(cfg)

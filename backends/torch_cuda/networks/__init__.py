@@ -48,6 +48,7 @@ from backends.torch_cuda.networks.ncsnpp import NCSNppGenerator
 from ddgan_core.config import Config
 from ddgan_core.network_checks import check_discriminator, check_generator
 
+
 def build_generator(cfg: Config) -> nn.Module:
     """The generator `cfg.generator.kind` names, freshly initialised as published."""
     check_generator(cfg)
