@@ -175,11 +175,16 @@ def _losses_over_steps(config, device, steps):
 
 @pytest.mark.slow
 def test_compiled_training_follows_the_eager_run_including_r1_steps(tiny):
-    """train.compile: compiled G and D (D eager at R1 steps), channels_last; same draws, so the same
-    losses up to fp32 reassociation over three steps (R1 at steps 0 and 2)."""
+    """train.compile: compiled G and D, the R1 step compiled whole, channels_last; same draws, so
+    the same losses up to fp32 reassociation over three steps (R1 at steps 0 and 2), and no part
+    of any step falls back to eager execution (no graph breaks)."""
     config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2"])
     eager, _ = _losses_over_steps(config, CPU, 3)
+    torch._dynamo.utils.counters.clear()
     fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), CPU, 3)
+    assert not torch._dynamo.utils.counters["graph_break"], dict(torch._dynamo.utils.counters["graph_break"])
+    # G without and with grad, D with trainable and with frozen weights, and the R1 step: one graph each
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 5
     assert eager[0]["r1"] > 0 and eager[2]["r1"] != eager[0]["r1"]
     for e, f in zip(eager, fast):
         for key in ("loss_d", "loss_g", "r1"):

@@ -8,11 +8,13 @@
   the host, so the next batch is prepared while the device works (training images that fit
   are held on the device instead: device_data.py).
 
-torch.compile cannot run a double backward through a compiled graph (AOTAutograd refuses it), so
-the R1 penalty's forward pass stays eager (see TorchTrainer).
+torch.compile cannot run a double backward through a compiled module (AOTAutograd refuses it), so
+the R1 step is compiled as a function instead (r1_gradients.py).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -23,15 +25,15 @@ from ddgan_core.errors import DDGANError
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
 
 
-
 def check_compile_mode(mode: str) -> str:
     if mode not in COMPILE_MODES:
         raise DDGANError(f"unknown compile mode '{mode}' (known: {', '.join(COMPILE_MODES)})")
     return mode
 
 
-def compile_network(module: nn.Module, mode: str = "default") -> nn.Module:
-    """`module` compiled by TorchInductor (sharing its parameters); compiles on the first call.
+def compile_network(module: nn.Module | Callable, mode: str = "default") -> nn.Module | Callable:
+    """`module` (or a pure tensor function, such as the R1 step) compiled by TorchInductor, sharing
+    its parameters; compiles on the first call.
 
     dynamic=False: each input shape gets kernels of its own. Compiled code is cached per class,
     so a second instance of the same network with the same shapes compiles nothing new.

@@ -1,12 +1,12 @@
 """The DDGAN training step in PyTorch (DESIGN 2.4): one D update, then one G update.
 
 Every coefficient, forward draw and loss comes from ddgan_core; this file supplies the networks,
-autograd (R1 by double backward), Adam, the EMA copy and data-parallel gradient averaging.
+autograd, Adam, the EMA copy and data-parallel gradient averaging. The D step at R1 steps is one
+function of D's weights (r1_gradients.py: the penalty's double backward as nested torch.func.grad).
 
 With `train.compile` (the fast path) both networks hold channels_last weights, images enter in
-channels_last, and the forward passes run compiled by TorchInductor, except the discriminator's
-pass on real data at R1 steps: a compiled graph does not support the double backward R1 needs,
-so that one pass runs the same module eagerly.
+channels_last, and everything runs compiled by TorchInductor: G and D as modules (forward and
+backward), and the R1 step's function whole.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from backends.torch_cuda.compile import compile_network, host_to_device, to_chan
 from backends.torch_cuda.distributed import Distributed
 from backends.torch_cuda.networks import build_discriminator, build_generator
 from backends.torch_cuda.ops import TorchOps
+from backends.torch_cuda.r1_gradients import r1_step_gradients, set_gradients
 from ddgan_core import losses
 from ddgan_core.checkpoint import DISCRIMINATOR, GENERATOR, GENERATOR_EMA, Checkpoint, check_weights_match
 from ddgan_core.config import Config, item_shape
@@ -61,7 +62,9 @@ class TorchTrainer:
         self.autocast = config.train.precision == "bf16"
         self._last_r1 = torch.zeros((), device=device)
         self._g = compile_network(self.generator) if train.compile else self.generator
-        self._d_fast = compile_network(self.discriminator) if train.compile else self.discriminator
+        self._d = compile_network(self.discriminator) if train.compile else self.discriminator
+        r1_step = r1_step_gradients(self.discriminator, train.r1_gamma, self.ops, self.autocast)
+        self._r1_step = compile_network(r1_step) if train.compile else r1_step
 
     # --- the step -------------------------------------------------------------------------
     def set_learning_rates(self, lr_g: float, lr_d: float) -> None:
@@ -82,11 +85,10 @@ class TorchTrainer:
             x0_pred = self._g(x_next, label, self._latent(len(x0))).float()
         return self.process.posterior_sample(x0_pred, x_next, label)
 
-    def _d(self, x_prev: torch.Tensor, x_next: torch.Tensor, label: torch.Tensor, eager: bool = False) -> torch.Tensor:
-        """D's logits in fp32; `eager` bypasses compilation (for the R1 pass's double backward)."""
-        network = self.discriminator if eager else self._d_fast
+    def _logits(self, x_prev: torch.Tensor, x_next: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
+        """D's logits in fp32."""
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-            return network(x_prev, x_next, label).float()
+            return self._d(x_prev, x_next, label).float()
 
     def train_step(self, batch: np.ndarray, step: int) -> dict[str, Any]:
         train = self.config.train
@@ -96,26 +98,23 @@ class TorchTrainer:
         self.discriminator.requires_grad_(True)
         label = self._labels(n)
         x_k, x_next = self.process.real_pair(x0, label)
-        with_r1 = train.r1_gamma > 0 and losses.r1_due(step, train.lazy_reg)
-        x_k.requires_grad_(with_r1)
-        real_logits = self._d(x_k, x_next, label, eager=with_r1)
         with torch.no_grad():
             x_fake = self._fake(x0, label, x_next)
-        loss_d = losses.discriminator_loss(real_logits, self._d(x_fake, x_next, label), self.ops)
-        total_d = loss_d
-        if with_r1:
-            (grad,) = torch.autograd.grad(real_logits.sum(), x_k, create_graph=True)
-            self._last_r1 = losses.r1_penalty(grad, train.r1_gamma, self.ops)
-            total_d = loss_d + self._last_r1
         self.opt_d.zero_grad(set_to_none=True)
-        total_d.backward()
+        if train.r1_gamma > 0 and losses.r1_due(step, train.lazy_reg):
+            weights = {name: w.detach() for name, w in self.discriminator.named_parameters()}
+            gradients, (loss_d, self._last_r1) = self._r1_step(weights, x_k, x_next, x_fake, label)
+            set_gradients(self.discriminator, gradients)
+        else:
+            loss_d = losses.discriminator_loss(self._logits(x_k, x_next, label), self._logits(x_fake, x_next, label), self.ops)
+            loss_d.backward()
         self.dist.average_gradients(self.discriminator)
         self.opt_d.step()
         # G step: a fresh label, pair and latent; D frozen.
         self.discriminator.requires_grad_(False)
         label = self._labels(n)
         x_k, x_next = self.process.real_pair(x0, label)
-        loss_g = losses.generator_loss(self._d(self._fake(x0, label, x_next), x_next, label), self.ops)
+        loss_g = losses.generator_loss(self._logits(self._fake(x0, label, x_next), x_next, label), self.ops)
         self.opt_g.zero_grad(set_to_none=True)
         loss_g.backward()
         self.dist.average_gradients(self.generator)
