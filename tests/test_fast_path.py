@@ -180,6 +180,7 @@ def test_compiled_training_follows_the_eager_run_including_r1_steps(tiny):
     of any step falls back to eager execution (no graph breaks)."""
     config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2"])
     eager, _ = _losses_over_steps(config, CPU, 3)
+    torch._dynamo.reset()  # no compiled code from earlier tests: every graph below is this run's
     torch._dynamo.utils.counters.clear()
     fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), CPU, 3)
     assert not torch._dynamo.utils.counters["graph_break"], dict(torch._dynamo.utils.counters["graph_break"])
