@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 7's GPU check: the CUDA tests of the fast path, then sampling and training speed of the
-# CIFAR-10 preset on one CUDA GPU. Under 8 minutes on one H200 (each section has a time limit).
+# CIFAR-10 preset on one CUDA GPU, within 8 minutes (a budget of 470 s shared by the sections).
 #
 # How to run it with the device tool (from the repository root, which is where the tool runs):
 #     run(command="bash scripts/gpu_check.sh", timeout_s=540)
@@ -13,9 +13,12 @@
 #   this script then installs .whl/*.whl into /tmp/site without the network.
 # Sections: tests sample train (default: all, in that order), e.g. `bash scripts/gpu_check.sh sample`:
 # a full run leaves a 15-minute device budget room to rerun one section, not the whole script.
-# Time limits per section (seconds): GPU_CHECK_LIMIT_TESTS, _SAMPLE, _TRAIN (defaults 90, 180, 170).
-# A failing or timed-out section is reported and the next one runs; a failing measurement inside
-# a section is recorded as an error row and the section goes on.
+# Time: the whole script keeps within GPU_CHECK_BUDGET seconds (default 470: the issue asks for 8 minutes). A
+# section stops at its own limit, GPU_CHECK_LIMIT_TESTS or _SAMPLE (defaults 90 and 180), or when
+# the budget runs out; the last section asked for gets whatever is left (train: about 175 s after
+# a full run of the others, more when they finish early; compiling the training graphs, the R1
+# step's included, is most of it). A failing or timed-out section is reported and the next one
+# runs; a failing measurement inside a section is recorded as an error row and the section goes on.
 # Results: $OUT/gpu_check.json (every row), $OUT/gpu_check.md (the tables, also printed last),
 # $OUT/gpu_check.log (everything printed). Without $OUT (by hand): ./gpu_check_out/.
 set -u
@@ -36,9 +39,18 @@ if ! python3 -c "import numpy, typer, rich, safetensors, PIL, pytest" 2>>"$LOG";
     fi
 fi
 
-section() {  # section NAME LIMIT COMMAND...: run with a time limit, log, record the exit status
-    local name=$1 limit=$2 begin rc
+START=$(date +%s) BUDGET=${GPU_CHECK_BUDGET:-470} REPORT_SECONDS=10
+
+section() {  # section NAME LIMIT COMMAND...: run within min(LIMIT, what the budget leaves), log, record the exit status
+    local name=$1 limit=$2 begin rc left
     shift 2
+    left=$(( START + BUDGET - REPORT_SECONDS - $(date +%s) ))
+    (( limit > left )) && limit=$left
+    if (( limit < 1 )); then
+        echo "!!! section $name skipped: the time budget is spent" | tee -a "$LOG"
+        echo "{\"section\": \"$name\", \"rc\": 124, \"seconds\": 0}" >>"$SECTIONS"
+        return
+    fi
     echo "=== $name (limit ${limit}s) ===" | tee -a "$LOG"
     begin=$(date +%s)
     timeout --kill-after=10 "$limit" "$@" 2>&1 | tee -a "$LOG"
@@ -47,13 +59,18 @@ section() {  # section NAME LIMIT COMMAND...: run with a time limit, log, record
     echo "{\"section\": \"$name\", \"rc\": $rc, \"seconds\": $(( $(date +%s) - begin ))}" >>"$SECTIONS"
 }
 
-wanted=${*:-tests sample train}
+wanted=(${*:-tests sample train})
+last=${wanted[${#wanted[@]}-1]}
+limit_of() {  # the section's own limit; the last one asked for runs until the budget is spent
+    [ "$1" = "$last" ] && { echo "$BUDGET"; return; }
+    case $1 in tests) echo "${GPU_CHECK_LIMIT_TESTS:-90}" ;; sample) echo "${GPU_CHECK_LIMIT_SAMPLE:-180}" ;; *) echo "$BUDGET" ;; esac
+}
 section env 60 python3 benchmarks/gpu_check.py env --rows "$ROWS"
-for name in $wanted; do
+for name in "${wanted[@]}"; do
     case $name in
-        tests) section tests "${GPU_CHECK_LIMIT_TESTS:-90}" python3 -m pytest tests/test_fast_path.py tests/test_torch_device_data.py -k cuda -q -rs -p no:cacheprovider ;;
-        sample) section sample "${GPU_CHECK_LIMIT_SAMPLE:-180}" python3 benchmarks/gpu_check.py sample --rows "$ROWS" ;;
-        train) section train "${GPU_CHECK_LIMIT_TRAIN:-170}" python3 benchmarks/gpu_check.py train --rows "$ROWS" ;;
+        tests) section tests "$(limit_of tests)" python3 -m pytest tests/test_fast_path.py tests/test_torch_device_data.py -k cuda -q -rs -p no:cacheprovider ;;
+        sample) section sample "$(limit_of sample)" python3 benchmarks/gpu_check.py sample --rows "$ROWS" ;;
+        train) section train "$(limit_of train)" python3 benchmarks/gpu_check.py train --rows "$ROWS" ;;
         *) echo "gpu_check: unknown section '$name' (tests, sample, train)" | tee -a "$LOG" ;;
     esac
 done
