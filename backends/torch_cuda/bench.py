@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from backends.torch_cuda.compile import check_compile_mode
+from backends.torch_cuda.compile import check_compile_mode, use_fast_cuda_kernels
 from backends.torch_cuda.entry import pick_device
 from backends.torch_cuda.fast_sampling import FastSampler
 from backends.torch_cuda.networks import build_generator
@@ -43,14 +43,14 @@ CUDA_PEAK_FLOPS = (
 
 
 def bench_device(name: str | None, precision: str) -> torch.device:
-    """The device to time on; bf16 needs CUDA (as for training). Enables TF32 on CUDA."""
+    """The device to time on; bf16 needs CUDA (as for training). On CUDA: TF32 and cuDNN's autotuner."""
     device = pick_device(name)
     if precision not in ("fp32", "bf16"):
         raise DDGANError(f"unknown --precision '{precision}' (fp32 or bf16)")
     if precision == "bf16" and device.type != "cuda":
         raise DDGANError("--precision bf16 needs a CUDA device")
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        use_fast_cuda_kernels()
     return device
 
 

@@ -4,6 +4,7 @@
   (each batch size gets its own kernels). Only modes that leave CUDA graphs to the caller are
   offered, because the fast sampler captures its whole chain as one CUDA graph itself.
 - `to_channels_last`: NHWC weights for the convolutions (cuDNN's tensor-core layout for bf16).
+- `use_fast_cuda_kernels`: TF32 tensor cores for fp32 work and cuDNN's convolution autotuner.
 - `host_to_device`: a numpy batch to the device through page-locked memory, without blocking
   the host, so the next batch is prepared while the device works (training images that fit
   are held on the device instead: device_data.py).
@@ -39,6 +40,14 @@ def compile_network(module: nn.Module | Callable, mode: str = "default") -> nn.M
     so a second instance of the same network with the same shapes compiles nothing new.
     """
     return torch.compile(module, mode=check_compile_mode(mode), dynamic=False)
+
+
+def use_fast_cuda_kernels() -> None:
+    """On CUDA: fp32 matmuls and convolutions on TF32 tensor cores, and cuDNN's autotuner (each new
+    input shape times the convolution algorithms once and keeps the fastest; training and sampling
+    run fixed shapes, and the fast sampler's warm-up does the timing before its graph is captured)."""
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
 
 
 def to_channels_last(module: nn.Module) -> nn.Module:

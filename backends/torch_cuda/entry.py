@@ -9,6 +9,7 @@ import time
 import numpy as np
 import torch
 
+from backends.torch_cuda.compile import use_fast_cuda_kernels
 from backends.torch_cuda.device_data import device_batches
 from backends.torch_cuda.distributed import Distributed
 from backends.torch_cuda.fast_sampling import fastest_sampler
@@ -79,7 +80,7 @@ def train(
     if dev.type == "cuda":
         dev = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(dev)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        use_fast_cuda_kernels()
     if dev.type == "cpu":
         torch.set_num_threads(idle_cpu_threads(torch.get_num_threads(), os.cpu_count() or 1, busy_cores()))
     try:
@@ -95,6 +96,8 @@ def train(
 
 
 def load_ema_generator(checkpoint_path: pathlib.Path, device: torch.device):
+    if device.type == "cuda":
+        use_fast_cuda_kernels()
     checkpoint = load_checkpoint(checkpoint_path)
     generator = build_generator(checkpoint.config).to(device).eval()
     load_module(generator, checkpoint, GENERATOR_EMA)
