@@ -76,6 +76,9 @@ class DiscriminatorConfig:
     input_frequencies: int = 0
 
 
+PRECISIONS = ("fp32", "bf16")  # of training: fp32, or bf16 autocast over fp32 weights (CUDA)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimisation of DESIGN 2.4. `batch_size` is the global batch over all processes."""
@@ -95,7 +98,7 @@ class TrainConfig:
     log_every: int = 100
     sample_every: int = 5000
     checkpoint_every: int = 10000
-    precision: str = "fp32"  # "fp32" or "bf16"
+    precision: str = "fp32"  # one of PRECISIONS
     compile: bool = False  # torch backend fast path: compiled networks, channels_last images
 
 

@@ -17,6 +17,7 @@ from ddgan_core.checkpoint import Checkpoint, load_checkpoint
 from ddgan_core.config import Config, fit_to_data
 from ddgan_core.datasets import Dataset, batch_stream, index_stream, load_dataset
 from ddgan_core.errors import DDGANError
+from ddgan_core.run_checks import check_training_config
 from ddgan_core.rundir import RunDir, default_run_path, newest_run
 from ddgan_core.training_loop import BackendTrainer, run_training
 
@@ -79,6 +80,7 @@ def train_session(
             raise DDGANError(f"{run.path} already trained {checkpoint.step} of {config.train.iterations} iterations: "
                              "pass --iterations N to train further")
     config, dataset = load_training_data(config)
+    check_training_config(config)
     if not resume:
         path = out if out is not None else default_run_path(config)
         run = RunDir.create(path, config, backend, versions) if rank == 0 else RunDir(path)

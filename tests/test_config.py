@@ -3,6 +3,8 @@
 import pytest
 
 from ddgan_core.config import PRESETS, Config, ConfigError, apply_overrides, preset
+from ddgan_core.errors import DDGANError
+from ddgan_core.run_checks import check_training_config
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -50,3 +52,33 @@ def test_bad_overrides_get_one_line_errors(item, message):
 def test_unknown_preset_lists_the_known_ones():
     with pytest.raises(ConfigError, match="known: cifar10"):
         preset("imagenet")
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_passes_the_training_checks(name):
+    check_training_config(preset(name))
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("iterations=-5", "train.iterations must be positive, got -5"),
+        ("batch_size=0", "train.batch_size must be positive, got 0"),
+        ("lazy_reg=0", "train.lazy_reg must be positive"),
+        ("checkpoint_every=0", "train.checkpoint_every must be positive"),
+        ("precision=fp16", "unknown precision 'fp16' (known: fp32, bf16)"),
+        ("lr_d=0", "learning rates must be positive"),
+        ("lr_min=-1e-5", "train.lr_min must not be negative"),
+        ("beta2=1", "Adam's betas must lie in [0, 1)"),
+        ("r1_gamma=-0.1", "train.r1_gamma must not be negative"),
+        ("ema_decay=1", "train.ema_decay must lie in [0, 1)"),
+        ("train.seed=-1", "train.seed must not be negative"),
+        ("data.scale=0", "data.scale must be positive"),
+        ("diffusion.timesteps=0", "timesteps must be an integer >= 1"),
+        ("generator.nz=0", "generator.nz must be positive"),
+    ],
+)
+def test_training_settings_no_run_can_use_are_refused_in_one_line(override, message):
+    with pytest.raises(DDGANError) as refused:  # ConfigError, or the schedule's ScheduleError
+        check_training_config(apply_overrides(preset("toy2d"), [override]))
+    assert message in str(refused.value) and "\n" not in str(refused.value)

@@ -152,6 +152,8 @@ def test_bad_input_gets_one_line_errors_and_changes_nothing(cifar_dir, tmp_path)
         (("train", "--backend", "jax"), "unknown backend"),
         (("train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "nowhere"), "--preset", "tiny"), "cifar"),
         (("train", *run_args, "--out", "runs/good"), "exists and is not empty"),
+        (("train", *run_args[:6], "--device", "cpu", "--batch-size", "0"), "train.batch_size must be positive"),
+        (("train", *run_args[:6], "--device", "cpu", "--precision", "fp16"), "unknown precision 'fp16'"),
         (("sample", "--run", "runs/good", "--steps", "0"), "--steps"),
         (("sample", "--run", "runs/good", "--steps", "5"), "--steps"),
         (("sample", "--checkpoint", str(truncated)), "truncated or corrupt"),

@@ -27,7 +27,7 @@ from backends.torch_cuda.fast_sampling import FastSampler
 from backends.torch_cuda.networks import build_generator
 from backends.torch_cuda.trainer import TorchTrainer, sample_with
 from ddgan_core.benchmark import Measurement, process_peak_rss_bytes, training_batch
-from ddgan_core.config import Config
+from ddgan_core.config import PRECISIONS, Config
 from ddgan_core.errors import DDGANError
 
 # Dense peak FLOP/s by device-name fragment (vendor data sheets): fp32 runs with TF32 matmuls
@@ -45,8 +45,8 @@ CUDA_PEAK_FLOPS = (
 def bench_device(name: str | None, precision: str) -> torch.device:
     """The device to time on; bf16 needs CUDA (as for training). On CUDA: TF32 and cuDNN's autotuner."""
     device = pick_device(name)
-    if precision not in ("fp32", "bf16"):
-        raise DDGANError(f"unknown --precision '{precision}' (fp32 or bf16)")
+    if precision not in PRECISIONS:
+        raise DDGANError(f"unknown --precision '{precision}' (known: {', '.join(PRECISIONS)})")
     if precision == "bf16" and device.type != "cuda":
         raise DDGANError("--precision bf16 needs a CUDA device")
     if device.type == "cuda":

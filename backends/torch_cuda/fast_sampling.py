@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from backends.torch_cuda.compile import compile_network, to_channels_last
-from ddgan_core.config import Config, item_shape
+from ddgan_core.config import PRECISIONS, Config, item_shape
 from ddgan_core.errors import DDGANError
 from ddgan_core.sampling import chain_levels, sample_chain
 from ddgan_core.schedule import schedule_from_config
@@ -66,8 +66,8 @@ class FastSampler:
     ) -> None:
         if batch_size < 1:
             raise DDGANError(f"batch size must be at least 1, got {batch_size}")
-        if precision not in ("fp32", "bf16"):
-            raise DDGANError(f"unknown precision '{precision}' (fp32 or bf16)")
+        if precision not in PRECISIONS:
+            raise DDGANError(f"unknown precision '{precision}' (known: {', '.join(PRECISIONS)})")
         if cuda_graph and device.type != "cuda":
             raise DDGANError("a CUDA graph needs a CUDA device")
         self.config, self.device, self.batch_size = config, device, batch_size
