@@ -1,6 +1,10 @@
-"""The Typer application object shared by every command module."""
+"""The Typer application object shared by every command module, and the options they share."""
+
+from typing import Any, Optional
 
 import typer
+
+from ddgan_core.errors import DDGANError
 
 app = typer.Typer(
     name="ddgan",
@@ -9,3 +13,15 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _non_negative_seed(seed: Optional[int]) -> Optional[int]:
+    if seed is not None and seed < 0:
+        raise DDGANError(f"--seed must be a non-negative integer, got {seed}")
+    return seed
+
+
+def seed_option(default: Optional[int] = 0, help: str = "Random seed (a non-negative integer).") -> Any:
+    """The --seed option every command shares: negative seeds are refused in one line (numpy's
+    generators, which the tinygrad backend and the evaluations draw from, reject them)."""
+    return typer.Option(default, "--seed", help=help, callback=_non_negative_seed)

@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from cli.app import app
+from cli.app import app, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.datasets import load_dataset
 from ddgan_core.errors import DDGANError
@@ -133,7 +133,7 @@ def plot(
     run_path: pathlib.Path = typer.Argument(..., metavar="RUN", help="Run directory."),
     out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Output folder (default RUN/plots)."),
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad (samples the chain)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = seed_option(),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
 ) -> None:
     """Pictures of a run: curves.png, chain.png, and steps.png for mixture1d."""

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from cli.app import app
+from cli.app import app, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.datasets import load_dataset
 from ddgan_core.errors import DDGANError
@@ -23,7 +23,7 @@ def sample(
     steps: Optional[int] = typer.Option(None, "--steps", "-k", help="Denoising steps K, 1 <= K <= T (default T)."),
     n: int = typer.Option(64, "-n", "--num", help="Number of samples."),
     out: pathlib.Path = typer.Option(pathlib.Path("samples.png"), "--out", "-o", help="A .png picture or .npz arrays."),
-    seed: int = typer.Option(0, "--seed", help="Random seed."),
+    seed: int = seed_option(),
     trajectory: bool = typer.Option(False, "--trajectory", help="Also store every level x_T..x_0 (.npz)."),
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from cli.app import app
+from cli.app import app, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.config import Config, apply_overrides, preset
 
@@ -51,7 +51,7 @@ def train(
     iterations: Optional[int] = typer.Option(None, "--iterations", help="Training iterations (with --resume: new total)."),
     out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<dataset>-<preset>-<time>)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (or the newest run) from its last checkpoint."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (a CPU run is bit-reproducible)."),
+    seed: Optional[int] = seed_option(None, "Random seed, a non-negative integer (a CPU run is bit-reproducible)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (bf16 needs CUDA)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: section.key=value (repeatable)."),

@@ -55,8 +55,12 @@ def test_bad_input_gives_a_one_line_error_and_non_zero_exit(tmp_path):
         ["info", "--preset", "imagenet"],
         ["info", "--set", "nonsense=1"],
         ["figure", "denoising", "--out", str(tmp_path / "fig.txt")],
+        ["sample", "--seed", "-1"],  # refused before any checkpoint is looked for
+        ["eval", "--seed", "-3"],
+        ["train", "--seed", "-1"],
     ):
         result = _ddgan(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
         assert "Traceback" not in result.stderr
+        assert "--seed" not in args or "--seed must be a non-negative integer" in result.stderr
