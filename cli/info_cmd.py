@@ -10,6 +10,7 @@ from rich.table import Table
 
 from cli.app import app
 from ddgan_core.config import PRESETS, apply_overrides, preset
+from ddgan_core.run_checks import check_training_config
 
 
 def parameter_counts(config) -> dict[str, int] | None:
@@ -29,6 +30,7 @@ def info(
 ) -> None:
     """Show a preset's fully resolved configuration and its network sizes."""
     config = apply_overrides(preset(preset_name), overrides)
+    check_training_config(config)  # what `ddgan train` would refuse is refused here too
     counts = parameter_counts(config)
     if as_json:
         payload = config.to_dict()

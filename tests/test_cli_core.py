@@ -54,6 +54,7 @@ def test_bad_input_gives_a_one_line_error_and_non_zero_exit(tmp_path):
         ["schedule", "--timesteps", "0"],
         ["info", "--preset", "imagenet"],
         ["info", "--set", "nonsense=1"],
+        ["info", "--preset", "tiny", "--set", "ema_decay=1.5"],
         ["figure", "denoising", "--out", str(tmp_path / "fig.txt")],
         ["sample", "--seed", "-1"],  # refused before any checkpoint is looked for
         ["eval", "--seed", "-3"],
