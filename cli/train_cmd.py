@@ -12,6 +12,7 @@ from rich.console import Console
 from cli.app import app, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.config import Config, apply_overrides, preset
+from ddgan_core.errors import DDGANError
 
 DEFAULT_DATASET = "grid25"
 PRESET_FOR_DATASET = {
@@ -58,7 +59,18 @@ def train(
 ) -> None:
     """Train a Denoising Diffusion GAN and write a run directory (config, metrics, checkpoints, samples)."""
     module = load_backend(backend)
-    config = resolve_config(preset_name, dataset, data_dir, timesteps, batch_size, iterations, seed, precision, overrides)
-    run = module.train(config, out, resume, device=device, iterations=iterations if resume else None)
+    if resume:
+        fixed = {"--dataset": dataset, "--preset": preset_name, "--timesteps": timesteps, "--batch-size": batch_size,
+                 "--seed": seed}
+        given = [flag for flag, value in fixed.items() if value is not None]
+        if given:
+            raise DDGANError(f"--resume continues the run with its own configuration: drop {', '.join(given)} "
+                             "(start a new run to change it)")
+        changes = {"train.iterations": iterations, "data.data_dir": data_dir, "train.precision": precision}
+        resume_changes = [f"{key}={value}" for key, value in changes.items() if value is not None] + list(overrides)
+        run = module.train(None, out, True, device=device, resume_changes=resume_changes)
+    else:
+        config = resolve_config(preset_name, dataset, data_dir, timesteps, batch_size, iterations, seed, precision, overrides)
+        run = module.train(config, out, False, device=device)
     if run is not None and run.config_path.exists():
         Console().print(f"trained: {run.path}  (sample with: ddgan sample --run {run.path})")

@@ -201,7 +201,7 @@ def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> C
             raise ConfigError(f"override '{item}' is not of the form key=value")
         key, value = item.split("=", 1)
         key = key.strip()
-        section_name, field_name = _resolve_key(key)
+        section_name, field_name = resolve_key(key)
         section = getattr(config, section_name)
         hint = typing.get_type_hints(type(section))[field_name]
         new_section = replace(section, **{field_name: _coerce(hint, value.strip(), key)})
@@ -209,7 +209,8 @@ def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> C
     return config
 
 
-def _resolve_key(key: str) -> tuple[str, str]:
+def resolve_key(key: str) -> tuple[str, str]:
+    """(section, field) of an override key, `section.field` or a unique bare `field`."""
     if "." in key:
         section_name, field_name = key.split(".", 1)
         section_cls = _SECTION_TYPES.get(section_name)

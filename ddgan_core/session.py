@@ -7,14 +7,14 @@ appended to with --resume.
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
+from collections.abc import Sequence
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
 
 from ddgan_core.checkpoint import Checkpoint, load_checkpoint
-from ddgan_core.config import Config, fit_to_data
+from ddgan_core.config import Config, ConfigError, apply_overrides, fit_to_data, resolve_key
 from ddgan_core.datasets import Dataset, batch_stream, index_stream, load_dataset
 from ddgan_core.errors import DDGANError
 from ddgan_core.run_checks import check_training_config
@@ -47,24 +47,50 @@ def load_training_data(config: Config) -> tuple[Config, Dataset]:
     return fit_to_data(config, dataset.shape), dataset
 
 
+# What a resumed run may change: where its data is, how long it trains, how it logs, and the speed
+# settings that leave the model and its maths alone. Everything else is the run's own.
+RESUME_CHANGES = ("data.data_dir", "train.iterations", "train.precision", "train.compile",
+                  "train.log_every", "train.sample_every", "train.checkpoint_every")
+
+
+def resumed_config(checkpoint: Checkpoint, changes: Sequence[str]) -> Config:
+    """The checkpoint's configuration with `changes` (key=value, keys of RESUME_CHANGES) applied."""
+    for item in changes:
+        key = ".".join(resolve_key(item.split("=", 1)[0].strip()))
+        if key not in RESUME_CHANGES:
+            raise ConfigError(f"--resume continues the run with its own configuration; '{key}' cannot change "
+                              f"(can: {', '.join(RESUME_CHANGES)}); start a new run to change it")
+    return apply_overrides(checkpoint.config, changes)
+
+
+def per_rank_batch(batch_size: int, world_size: int) -> int:
+    """Each process's share of the global batch."""
+    if batch_size % world_size:
+        raise DDGANError(f"batch size {batch_size} is not divisible by the {world_size} processes")
+    return batch_size // world_size
+
+
 def train_session(
-    config: Config,
+    config: Config | None,
     make_trainer: Callable[[Config], ResumableTrainer],
     *,
     backend: str,
     versions: dict[str, str],
     out: pathlib.Path | None = None,
     resume: bool = False,
-    iterations: int | None = None,
+    resume_changes: Sequence[str] = (),
     rank: int = 0,
     world_size: int = 1,
-    per_rank_batch: int | None = None,
     stop_at: int | None = None,
     show_progress: bool = True,
+    check_backend: Callable[[Config], None] | None = None,
     device_batches: DeviceBatches | None = None,
 ) -> RunDir:
     """Train a new run (or resume one) to its configured iterations; returns its directory.
 
+    On resume `config` is ignored (it may be None): the run continues with its checkpoint's configuration, changed
+    only by `resume_changes` (RESUME_CHANGES). `check_backend` refuses settings the backend cannot
+    train with (on the configuration actually used, before anything is written), and
     `device_batches` lets a backend serve the batches from its device memory (same order, same data).
     """
     if world_size > 1 and out is None:
@@ -73,14 +99,17 @@ def train_session(
     if resume:
         run = RunDir.existing(out if out is not None else newest_run().path)
         checkpoint = load_checkpoint(run.last_checkpoint)
-        config = checkpoint.config
-        if iterations is not None:
-            config = dataclasses.replace(config, train=dataclasses.replace(config.train, iterations=iterations))
+        config = resumed_config(checkpoint, resume_changes)
         if checkpoint.step >= config.train.iterations:
             raise DDGANError(f"{run.path} already trained {checkpoint.step} of {config.train.iterations} iterations: "
                              "pass --iterations N to train further")
+    elif config is None:
+        raise DDGANError("a new run needs a configuration")
     config, dataset = load_training_data(config)
     check_training_config(config)
+    if check_backend is not None:
+        check_backend(config)
+    batch = per_rank_batch(config.train.batch_size, world_size)
     if not resume:
         path = out if out is not None else default_run_path(config)
         run = RunDir.create(path, config, backend, versions) if rank == 0 else RunDir(path)
@@ -88,7 +117,6 @@ def train_session(
     if checkpoint is not None:
         trainer.load_state(checkpoint)
     start = checkpoint.step if checkpoint is not None else 0
-    batch = per_rank_batch if per_rank_batch is not None else config.train.batch_size
     order = {"seed": config.train.seed, "rank": rank, "world_size": world_size, "start_step": start}
     stream = None
     if device_batches is not None:

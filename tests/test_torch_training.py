@@ -90,6 +90,29 @@ def test_resumed_ranks_draw_noise_of_their_own_and_a_foreign_generator_state_sta
         assert torch.equal(first_draws(Distributed.single()), rank_0)  # fresh: (seed, rank 0, step)
 
 
+def test_resume_from_the_command_line_keeps_the_runs_configuration(tmp_path):
+    """`ddgan train --resume` continues with the run's own settings (here a batch of 8, not the
+    preset's 512), lets only RESUME_CHANGES change, and refuses the rest in one line."""
+    common = ("--batch-size", "8", "--set", "train.cosine_lr=false", "--set", "train.log_every=1")
+    assert _ddgan("train", *common, "--iterations", "6", "--out", "whole", cwd=tmp_path).returncode == 0
+    assert _ddgan("train", *common, "--iterations", "3", "--out", "split", cwd=tmp_path).returncode == 0
+    resumed = _ddgan("train", "--resume", "--out", "split", "--iterations", "6", "--set", "checkpoint_every=3", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    a, b = (load_checkpoint(tmp_path / name / "checkpoints/last.safetensors") for name in ("whole", "split"))
+    assert a.step == b.step == 6 and b.config.train.batch_size == 8 and b.config.train.checkpoint_every == 3
+    for name in a.tensors:
+        assert np.array_equal(a.tensors[name], b.tensors[name]), name
+    before = _snapshot(tmp_path / "split")
+    for args, message in [
+        (("--batch-size", "16"), "drop --batch-size"),
+        (("--set", "train.lr_g=1e-3"), "'train.lr_g' cannot change"),
+        (("--set", "hidden=64"), "ambiguous config key 'hidden'"),
+    ]:
+        refused = _ddgan("train", "--resume", "--out", "split", "--iterations", "9", *args, cwd=tmp_path)
+        assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr, refused.stderr
+    assert _snapshot(tmp_path / "split") == before
+
+
 def test_toy_training_and_sampling_round_trip(tmp_path):
     config = toy_config(iterations=3, log_every=1)
     run = entry.train(config, tmp_path / "toy", False, device="cpu", show_progress=False)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import pathlib
+from collections.abc import Sequence
 
 import numpy as np
 from tinygrad import Context, Device
@@ -45,15 +46,17 @@ def check_train_settings(config: Config) -> None:
 
 
 def train(
-    config: Config, out: pathlib.Path | None, resume: bool, device: str | None = None,
-    iterations: int | None = None, stop_at: int | None = None, show_progress: bool = True,
+    config: Config | None, out: pathlib.Path | None, resume: bool, device: str | None = None,
+    resume_changes: Sequence[str] = (), stop_at: int | None = None, show_progress: bool = True,
 ) -> RunDir:
+    """Train a new run from `config`, or resume one (config None or ignored: the run's own
+    configuration, changed only by `resume_changes`, ddgan_core.session.RESUME_CHANGES)."""
     dev = pick_device(device)
-    check_train_settings(config)
     return train_session(
         config, lambda cfg: TinygradTrainer(cfg, dev), backend=BACKEND,
         versions={"tinygrad": importlib.metadata.version("tinygrad"), "tinygrad_device": dev},
-        out=out, resume=resume, iterations=iterations, stop_at=stop_at, show_progress=show_progress,
+        out=out, resume=resume, resume_changes=resume_changes, stop_at=stop_at, show_progress=show_progress,
+        check_backend=check_train_settings,
     )
 
 

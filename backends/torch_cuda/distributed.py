@@ -13,8 +13,6 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from ddgan_core.errors import DDGANError
-
 
 @dataclass(frozen=True)
 class Distributed:
@@ -42,11 +40,6 @@ class Distributed:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-    def per_rank_batch(self, batch_size: int) -> int:
-        if batch_size % self.world_size:
-            raise DDGANError(f"batch size {batch_size} is not divisible by the {self.world_size} processes")
-        return batch_size // self.world_size
 
     def average_gradients(self, module: torch.nn.Module) -> None:
         if self.world_size == 1:

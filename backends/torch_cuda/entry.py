@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pathlib
 import time
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -69,13 +70,19 @@ def busy_cores(seconds: float = 0.2) -> float:
     return cores * (1.0 - (idle_1 - idle_0) / max(total_1 - total_0, 1))
 
 
-def train(
-    config: Config, out: pathlib.Path | None, resume: bool, device: str | None = None,
-    iterations: int | None = None, stop_at: int | None = None, show_progress: bool = True,
-) -> RunDir:
-    dev = pick_device(device)
-    if config.train.precision == "bf16" and dev.type != "cuda":
+def check_train_settings(config: Config, device: torch.device) -> None:
+    """Refuse settings this backend cannot train with on `device`, in one line."""
+    if config.train.precision == "bf16" and device.type != "cuda":
         raise DDGANError("--precision bf16 needs a CUDA device")
+
+
+def train(
+    config: Config | None, out: pathlib.Path | None, resume: bool, device: str | None = None,
+    resume_changes: Sequence[str] = (), stop_at: int | None = None, show_progress: bool = True,
+) -> RunDir:
+    """Train a new run from `config`, or resume one (config None or ignored: the run's own
+    configuration, changed only by `resume_changes`, ddgan_core.session.RESUME_CHANGES)."""
+    dev = pick_device(device)
     dist = Distributed.from_environment(dev.type)
     if dev.type == "cuda":
         dev = torch.device("cuda", dist.local_rank)
@@ -86,9 +93,9 @@ def train(
     try:
         return train_session(
             config, lambda cfg: TorchTrainer(cfg, dev, dist), backend=BACKEND, versions={"torch": torch.__version__},
-            out=out, resume=resume, iterations=iterations, rank=dist.rank, world_size=dist.world_size,
-            per_rank_batch=dist.per_rank_batch(config.train.batch_size), stop_at=stop_at,
-            show_progress=show_progress and dist.is_main,
+            out=out, resume=resume, resume_changes=resume_changes, rank=dist.rank, world_size=dist.world_size,
+            stop_at=stop_at, show_progress=show_progress and dist.is_main,
+            check_backend=lambda cfg: check_train_settings(cfg, dev),
             device_batches=lambda cfg, dataset, indices: device_batches(cfg, dataset, indices, dev),
         )
     finally:
