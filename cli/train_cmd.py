@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import pathlib
 from typing import Optional
 
@@ -21,24 +20,22 @@ PRESET_FOR_DATASET = {
 }
 
 
-def resolve_config(
-    preset_name: Optional[str], dataset: Optional[str], data_dir: Optional[pathlib.Path], timesteps: Optional[int],
-    batch_size: Optional[int], iterations: Optional[int], seed: Optional[int], precision: Optional[str],
-    overrides: list[str],
-) -> Config:
-    """Preset (by name, or chosen by the dataset), then the named options, then --set overrides."""
+def named_options(
+    dataset: Optional[str], data_dir: Optional[pathlib.Path], timesteps: Optional[int], batch_size: Optional[int],
+    iterations: Optional[int], seed: Optional[int], precision: Optional[str],
+) -> list[str]:
+    """The named options that were given, as `section.key=value` overrides."""
+    named = {"data.dataset": dataset, "data.data_dir": data_dir, "diffusion.timesteps": timesteps,
+             "train.batch_size": batch_size, "train.iterations": iterations, "train.seed": seed,
+             "train.precision": precision}
+    return [f"{key}={value}" for key, value in named.items() if value is not None]
+
+
+def resolve_config(preset_name: Optional[str], dataset: Optional[str], overrides: list[str]) -> Config:
+    """Preset (by name, or chosen by the dataset), then the named options and --set overrides."""
     if preset_name is None:
         preset_name = PRESET_FOR_DATASET.get(dataset or DEFAULT_DATASET, "cifar10")
-    config = preset(preset_name)
-    data = config.data
-    if dataset is not None or preset_name == "toy2d":
-        data = dataclasses.replace(data, dataset=dataset or config.data.dataset)
-    if data_dir is not None:
-        data = dataclasses.replace(data, data_dir=str(data_dir))
-    named = {"diffusion.timesteps": timesteps, "train.batch_size": batch_size, "train.iterations": iterations,
-             "train.seed": seed, "train.precision": precision}
-    items = [f"{key}={value}" for key, value in named.items() if value is not None]
-    return apply_overrides(dataclasses.replace(config, data=data), items + list(overrides))
+    return apply_overrides(preset(preset_name), overrides)
 
 
 @app.command()
@@ -59,18 +56,12 @@ def train(
 ) -> None:
     """Train a Denoising Diffusion GAN and write a run directory (config, metrics, checkpoints, samples)."""
     module = load_backend(backend)
-    if resume:
-        fixed = {"--dataset": dataset, "--preset": preset_name, "--timesteps": timesteps, "--batch-size": batch_size,
-                 "--seed": seed}
-        given = [flag for flag, value in fixed.items() if value is not None]
-        if given:
-            raise DDGANError(f"--resume continues the run with its own configuration: drop {', '.join(given)} "
-                             "(start a new run to change it)")
-        changes = {"train.iterations": iterations, "data.data_dir": data_dir, "train.precision": precision}
-        resume_changes = [f"{key}={value}" for key, value in changes.items() if value is not None] + list(overrides)
-        run = module.train(None, out, True, device=device, resume_changes=resume_changes)
+    settings = named_options(dataset, data_dir, timesteps, batch_size, iterations, seed, precision) + list(overrides)
+    if resume:  # the run's own configuration; the core refuses settings a resumed run cannot change
+        if preset_name is not None:
+            raise DDGANError("--resume continues the run with its own configuration: drop --preset")
+        run = module.train(None, out, True, device=device, resume_changes=settings)
     else:
-        config = resolve_config(preset_name, dataset, data_dir, timesteps, batch_size, iterations, seed, precision, overrides)
-        run = module.train(config, out, False, device=device)
+        run = module.train(resolve_config(preset_name, dataset, settings), out, False, device=device)
     if run is not None and run.config_path.exists():
         Console().print(f"trained: {run.path}  (sample with: ddgan sample --run {run.path})")

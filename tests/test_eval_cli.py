@@ -10,14 +10,14 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 
 from backends.torch_cuda import entry  # noqa: E402
-from cli.train_cmd import resolve_config  # noqa: E402
+from cli.train_cmd import named_options, resolve_config  # noqa: E402
 from ddgan_core.evaluation import CACHE_ENV  # noqa: E402
 
 TINY = ["generator.hidden=32", "discriminator.hidden=32", "log_every=5", "sample_every=1000", "checkpoint_every=1000"]
 
 
 def _train(out, dataset: str, timesteps: int) -> str:
-    config = resolve_config(None, dataset, None, timesteps, 32, 10, 0, None, TINY)
+    config = resolve_config(None, dataset, named_options(dataset, None, timesteps, 32, 10, 0, None) + TINY)
     entry.train(config, out, resume=False, device="cpu", show_progress=False)
     return str(out)
 
@@ -139,7 +139,7 @@ def test_eval_of_a_stacked_mnist_run_counts_the_classified_triples(monkeypatch, 
     from backends.torch_cuda import mnist_classifier
     from ddgan_core.datasets.base import DatasetError
 
-    config = resolve_config("tiny", "stackedmnist", None, 2, 4, 1, 0, None, [])
+    config = resolve_config("tiny", "stackedmnist", named_options("stackedmnist", None, 2, 4, 1, 0, None))
     try:
         entry.train(config, tmp_path / "run", resume=False, device="cpu", show_progress=False)
     except DatasetError as exc:

@@ -104,7 +104,8 @@ def test_resume_from_the_command_line_keeps_the_runs_configuration(tmp_path):
         assert np.array_equal(a.tensors[name], b.tensors[name]), name
     before = _snapshot(tmp_path / "split")
     for args, message in [
-        (("--batch-size", "16"), "drop --batch-size"),
+        (("--batch-size", "16"), "'train.batch_size' cannot change"),
+        (("--preset", "tiny"), "drop --preset"),
         (("--set", "train.lr_g=1e-3"), "'train.lr_g' cannot change"),
         (("--set", "hidden=64"), "ambiguous config key 'hidden'"),
     ]:
