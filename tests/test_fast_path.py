@@ -22,13 +22,13 @@ from backends.torch_cuda import entry  # noqa: E402
 from backends.torch_cuda.compile import host_to_device  # noqa: E402
 from backends.torch_cuda.fast_sampling import FastSampler  # noqa: E402
 from backends.torch_cuda.networks import build_discriminator, build_generator  # noqa: E402
-from backends.torch_cuda.networks.layers import variance_scaling_uniform_  # noqa: E402
 from backends.torch_cuda.trainer import TorchTrainer, sample_with  # noqa: E402
 from cli.app import app  # noqa: E402
 from cli.main import COMMAND_MODULES  # noqa: E402,F401  (registers the commands)
 from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint, save_checkpoint  # noqa: E402
 from ddgan_core.config import Config, apply_overrides, item_shape, preset  # noqa: E402
 from ddgan_core.errors import DDGANError  # noqa: E402
+from tests.network_fixtures import wake_near_zero_layers  # noqa: E402
 
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -38,12 +38,7 @@ runner = CliRunner()
 def visible_generator(config, device=CPU) -> torch.nn.Module:
     """The config's generator with its near-zero layers re-drawn at unit scale: samples spread over [-1, 1]."""
     torch.manual_seed(0)
-    generator = build_generator(config).eval()
-    with torch.no_grad():
-        for p in generator.parameters():
-            if p.dim() > 1 and p.abs().max() < 1e-4:
-                variance_scaling_uniform_(p, 1.0, "fan_avg")
-    return generator.to(device)
+    return wake_near_zero_layers(build_generator(config).eval()).to(device)
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:

@@ -25,11 +25,11 @@ from backends.torch_cuda.networks.layers import (  # noqa: E402
     FirFilter,
     conv2d,
     sinusoidal_embedding,
-    variance_scaling_uniform_,
 )
 from backends.torch_cuda.networks.ncsnpp import SelfAttention  # noqa: E402
 from ddgan_core.config import Config, apply_overrides, preset  # noqa: E402
 from ddgan_core.errors import DDGANError  # noqa: E402
+from tests.network_fixtures import wake_near_zero_layers  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -51,14 +51,6 @@ def _inputs(cfg: Config, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Ten
     x = torch.randn(n, g.channels, g.image_size, g.image_size, generator=gen)
     t = torch.arange(n) % cfg.diffusion.timesteps
     return x, t, torch.randn(n, g.nz, generator=gen)
-
-
-def _wake_near_zero_layers(module: torch.nn.Module) -> None:
-    """Give the near-zero-initialised weights ordinary scale, so every path shapes the output."""
-    with torch.no_grad():
-        for p in module.parameters():
-            if p.dim() >= 2 and p.abs().max() < 1e-4:
-                variance_scaling_uniform_(p, 1.0, "fan_avg")
 
 
 # --- published sizes -------------------------------------------------------------------------
@@ -133,7 +125,7 @@ def test_self_attention_matches_direct_formula(channels_last):
     torch.manual_seed(0)
     n, c, h, w = 2, 8, 4, 3
     attention = SelfAttention(c)
-    _wake_near_zero_layers(attention)
+    wake_near_zero_layers(attention)
     x = torch.randn(n, c, h, w)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     with torch.no_grad():
@@ -200,7 +192,7 @@ def test_tiny_networks_forward_shapes_and_ranges(image_size):
     cfg = _tiny(image_size=image_size)
     torch.manual_seed(0)
     g, d = build_generator(cfg), build_discriminator(cfg)
-    _wake_near_zero_layers(g)
+    wake_near_zero_layers(g)
     x, t, z = _inputs(cfg, 6)
     with torch.no_grad():
         out = g(x, t, z)
@@ -214,7 +206,7 @@ def test_generator_conditions_on_step_and_latent_and_keeps_samples_independent()
     cfg = preset("tiny")
     torch.manual_seed(0)
     g = build_generator(cfg).eval()
-    _wake_near_zero_layers(g)
+    wake_near_zero_layers(g)
     x, t, z = _inputs(cfg, 4)
     with torch.no_grad():
         out = g(x, t, z)
@@ -227,7 +219,7 @@ def test_discriminator_depends_on_step():
     cfg = preset("tiny")
     torch.manual_seed(0)
     d = build_discriminator(cfg)
-    _wake_near_zero_layers(d)
+    wake_near_zero_layers(d)
     x, t, _ = _inputs(cfg, 4)
     with torch.no_grad():
         assert (d(x, x, t) - d(x, x, (t + 1) % 4)).abs().max() > 1e-4

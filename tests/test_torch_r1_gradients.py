@@ -9,11 +9,11 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from backends.torch_cuda.networks import build_discriminator  # noqa: E402
-from backends.torch_cuda.networks.layers import variance_scaling_uniform_  # noqa: E402
 from backends.torch_cuda.ops import TorchOps  # noqa: E402
 from backends.torch_cuda.r1_gradients import r1_step_gradients, set_gradients  # noqa: E402
 from ddgan_core import losses  # noqa: E402
 from ddgan_core.config import preset  # noqa: E402
+from tests.network_fixtures import wake_near_zero_layers  # noqa: E402
 
 GAMMA = 0.05
 
@@ -22,13 +22,7 @@ def visible_discriminator(channels_last: bool) -> torch.nn.Module:
     """The tiny preset's D with its near-zero layers and zero biases re-drawn, so every term of the
     R1 gradient is far from zero (at the published initialisation the penalty is about 1e-15)."""
     torch.manual_seed(0)
-    discriminator = build_discriminator(preset("tiny"))
-    with torch.no_grad():
-        for p in discriminator.parameters():
-            if p.dim() > 1 and p.abs().max() < 1e-4:
-                variance_scaling_uniform_(p, 1.0, "fan_avg")
-            elif p.dim() == 1:
-                p.uniform_(-0.1, 0.1)
+    discriminator = wake_near_zero_layers(build_discriminator(preset("tiny")), bias_scale=0.1)
     return discriminator.to(memory_format=torch.channels_last) if channels_last else discriminator
 
 

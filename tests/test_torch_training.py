@@ -255,7 +255,11 @@ def test_logged_scalars_are_averaged_over_ranks_without_leaving_their_device(mon
     monkeypatch.setattr(torch.distributed, "all_reduce", all_reduce_of_two_ranks)
     values = torch.tensor([1.0, -2.0, 0.5])
     assert Distributed(0, 2, 0).average_scalars(values).tolist() == [1.5, -3.0, 0.75]
-    assert values.tolist() == [1.0, -2.0, 0.5] and reduced[0].device == values.device
+    assert values.tolist() == [1.0, -2.0, 0.5]
+    # where the values live, the reduction runs: a tensor on the meta device (a stand-in for a GPU,
+    # which the CPU cannot tell from itself) is reduced and returned there, never copied to the host
+    on_meta = Distributed(0, 2, 0).average_scalars(values.to("meta"))
+    assert reduced[-1].device.type == "meta" and on_meta.device.type == "meta"
     assert Distributed.single().average_scalars(values) is values
 
 
