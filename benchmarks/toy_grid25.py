@@ -18,7 +18,7 @@ import time
 import numpy as np
 
 from cli.backend_loader import load_backend
-from cli.train_cmd import resolve_config
+from cli.train_cmd import named_options, resolve_config
 from ddgan_core.datasets import load_dataset
 from ddgan_core.metrics.mode_coverage import mode_coverage
 
@@ -28,7 +28,7 @@ SAMPLES = 2500
 
 def run(backend: str, timesteps: int | None, overrides: list[str], workdir: pathlib.Path) -> dict:
     module = load_backend(backend)
-    config = resolve_config(None, "grid25", None, timesteps, None, None, None, None, overrides)
+    config = resolve_config(None, "grid25", named_options("grid25", None, timesteps, None, None, None, None) + overrides)
     out = workdir / f"grid25-T{config.diffusion.timesteps}"
     start = time.perf_counter()
     run_dir = module.train(config, out, False, device="cpu", show_progress=False)

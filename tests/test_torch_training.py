@@ -266,12 +266,12 @@ def test_logged_scalars_are_averaged_over_ranks_without_leaving_their_device(mon
 @pytest.mark.slow
 def test_default_toy_run_meets_the_quality_target(tmp_path):
     """`ddgan train --dataset grid25` defaults: all 25 modes and >= 90% of 2,500 samples within 3 sigma."""
-    from cli.train_cmd import resolve_config
+    from cli.train_cmd import named_options, resolve_config
     from ddgan_core.datasets import load_dataset
     from ddgan_core.metrics.mode_coverage import mode_coverage
 
-    run = entry.train(resolve_config(None, "grid25", None, None, None, None, None, None, []), tmp_path / "toy", False,
-                      device="cpu", show_progress=False)
+    config = resolve_config(None, "grid25", named_options("grid25", None, None, None, None, None, None))
+    run = entry.train(config, tmp_path / "toy", False, device="cpu", show_progress=False)
     samples, _, _ = entry.sample(run.last_checkpoint, 2500, None, seed=123, device="cpu")
     score = mode_coverage(samples, load_dataset("grid25").mixture.means, 0.05)
     assert score.modes_covered == 25 and score.high_quality_fraction >= 0.9, score
