@@ -13,8 +13,8 @@ warm-up excluded) and the figures are ddgan_core.benchmark's (median of the time
 
 Sampling, CIFAR-10 preset at T = 4 and T = 2, batches 1000 and 100, three paths: eager fp32
 (TF32 matmuls, as the bench command), bf16 compiled (TorchInductor, channels_last), and bf16
-compiled + one CUDA graph per chain. The compiled generator is compiled once per batch size and
-reused for both T (the network does not depend on T). Training, CIFAR-10 preset at batch 256,
+compiled + one CUDA graph per chain. The compiled step (generator and posterior draw, its
+coefficients inputs) is compiled once per batch size and reused by every step of both T. Training, CIFAR-10 preset at batch 256,
 its batches gathered on the device from 50,000 CIFAR-shaped images as in `ddgan train`:
 eager fp32, the fast path (bf16 autocast + train.compile), and eager bf16; 30 timed iterations
 (two R1 steps at lazy_reg 15), so the mean carries R1's share, and one plain and one R1 step

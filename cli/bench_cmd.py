@@ -87,7 +87,7 @@ def bench_sample(
     warmup: int = typer.Option(2, "--warmup", help="Untimed runs first."),
     repeats: int = typer.Option(10, "--repeats", help="Timed runs."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    fast: bool = typer.Option(False, "--fast", help="torch: compiled generator, channels_last, and on CUDA the whole "
+    fast: bool = typer.Option(False, "--fast", help="torch: compiled chain steps, channels_last, and on CUDA the whole "
                                                     "chain as one CUDA graph (compiled before timing)."),
     cuda_graph: bool = typer.Option(True, "--cuda-graph/--no-cuda-graph", help="With --fast on CUDA: replay one graph."),
     compile_mode: str = typer.Option("default", "--compile-mode",

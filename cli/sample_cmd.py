@@ -27,7 +27,7 @@ def sample(
     trajectory: bool = typer.Option(False, "--trajectory", help="Also store every level x_T..x_0 (.npz)."),
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
-    fast: bool = typer.Option(False, "--fast", help="torch: compiled generator; on CUDA also bf16 and one CUDA graph "
+    fast: bool = typer.Option(False, "--fast", help="torch: compiled chain steps; on CUDA also bf16 and one CUDA graph "
                                                     "(the same random draws as without it)."),
 ) -> None:
     """Sample from a trained generator (EMA weights) through the core's reverse chain."""

@@ -53,5 +53,5 @@ class DiffusionProcess(Generic[A]):
     def posterior_sample(self, x0: A, x_next: A, label: A) -> A:
         """x_k ~ q(x_k | x_{k+1}, x_0); at k = 0 the variance is zero and x_0 is returned."""
         ops = self.ops
-        mean = ops.per_sample(self._post_x0, label, x0) * x0 + ops.per_sample(self._post_xt, label, x0) * x_next
-        return mean + ops.per_sample(self._post_std, label, x0) * ops.randn_like(x0)
+        a, b = ops.per_sample(self._post_x0, label, x0), ops.per_sample(self._post_xt, label, x0)
+        return kernels.bridge_draw(x0, x_next, a, b, ops.per_sample(self._post_std, label, x0), ops.randn_like(x0))

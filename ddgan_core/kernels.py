@@ -2,7 +2,8 @@
 
 Every kernel here is N(mean_coefs . inputs, variance * I); the functions return the scalar
 coefficients for integer levels t (x index: x_0 is data, x_T is noise), vectorised over numpy
-arrays of levels. `DiffusionProcess` applies them to backend arrays.
+arrays of levels. `DiffusionProcess` and the sampling chain apply them to backend arrays, the
+bridge and posterior through `bridge_draw`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ddgan_core.errors import DDGANError
+from ddgan_core.ops import A
 from ddgan_core.schedule import Schedule
 
 Levels = int | np.ndarray
@@ -49,6 +51,12 @@ def bridge(schedule: Schedule, s: Levels, t: Levels) -> tuple[np.ndarray, np.nda
     b = np.sqrt(r) * (1.0 - abar_s) / (1.0 - abar_t)
     v = (1.0 - abar_s) * (1.0 - r) / (1.0 - abar_t)
     return a, b, v
+
+
+def bridge_draw(x0: A, x_t: A, a: float | A, b: float | A, noise_scale: float | A, noise: A) -> A:
+    """A draw of x_s ~ N(a x_0 + b x_t, noise_scale^2 I) from standard normal `noise`, for any backend's
+    arrays; the coefficients are floats, or arrays that broadcast (per-sample, or 0-d on a device)."""
+    return a * x0 + b * x_t + noise_scale * noise
 
 
 def posterior(schedule: Schedule, t: Levels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

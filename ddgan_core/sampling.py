@@ -4,10 +4,17 @@ From x_T ~ N(0, I), each step from level t to a lower level s asks the generator
 x0' = G(x_t, z, t - 1) and draws x_s ~ q(x_s | x_t, x_0 = x0') (the generalised posterior).
 With all T levels this is the standard DDGAN chain; with a subset of levels (from T to 0) it
 samples with fewer network calls. The step into level 0 returns x0' itself.
+
+The chain is written in three parts so that a compiler can take one step whole: `chain_steps`
+computes every step's coefficients once (numpy); `posterior_advance` is one step, the generator's
+x0' and the bridge draw around it (`kernels.bridge_draw`: floats or 0-d arrays times backend
+arrays, no numpy); `run_chain` applies a step function along the steps. The torch fast sampler compiles
+the generator and the draw as one graph, so the draw fuses into the generator's last kernel.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -39,6 +46,61 @@ def validate_levels(levels: Sequence[int], timesteps: int) -> list[int]:
     return levels
 
 
+@dataclass(frozen=True)
+class ChainStep:
+    """One reverse step from level t to level s < t: x_s = a x0' + b x_t + noise_scale * eps, with
+    x0' = G(x_t, z, t - 1). Into level 0 the bridge is the point x0' (a = 1, b = noise_scale = 0)."""
+
+    t: int
+    s: int
+    a: float
+    b: float
+    noise_scale: float
+
+    @property
+    def label(self) -> int:
+        """The generator's time label for this step (t - 1)."""
+        return self.t - 1
+
+
+Advance = Callable[[A, ChainStep], A]
+"""(x_t, step) -> x_s: one step of the chain."""
+
+
+def chain_steps(schedule: Schedule, levels: Sequence[int] | None = None) -> tuple[ChainStep, ...]:
+    """The steps over `levels` (default: all T + 1), each with its bridge coefficients q(x_s | x_t, x_0)."""
+    levels = validate_levels(chain_levels(schedule.timesteps) if levels is None else levels, schedule.timesteps)
+    steps = []
+    for t, s in zip(levels, levels[1:]):
+        a, b, v = (float(c) for c in kernels.bridge(schedule, s, t))
+        steps.append(ChainStep(t, s, a, b, float(np.sqrt(v))))
+    return tuple(steps)
+
+
+def posterior_advance(predict_x0: PredictX0, ops: ArrayOps[A]) -> Advance:
+    """The chain's step: x0' = predict_x0(x_t, t - 1), then x_s drawn from the bridge around it
+    (x0' itself into level 0, where no noise is drawn)."""
+
+    def advance(x_t: A, step: ChainStep) -> A:
+        x0_pred = predict_x0(x_t, step.label)
+        if step.s == 0:
+            return x0_pred
+        return kernels.bridge_draw(x0_pred, x_t, step.a, step.b, step.noise_scale, ops.randn_like(x_t))
+
+    return advance
+
+
+def run_chain(
+    x: A, steps: Sequence[ChainStep], advance: Advance, return_trajectory: bool = False,
+) -> A | tuple[A, list[A]]:
+    """Apply `advance` along `steps` from x (at steps[0].t): the last level's x, or (x, [x at each level])."""
+    trajectory = [x]
+    for step in steps:
+        x = advance(x, step)
+        trajectory.append(x)
+    return (x, trajectory) if return_trajectory else x
+
+
 def sample_chain(
     predict_x0: PredictX0,
     x_T: A,
@@ -52,12 +114,4 @@ def sample_chain(
     Returns the last level's x, or (x, [x at each level]). Levels [t, t - 1] give one reverse step
     from a given x_t: how the model's step distribution is compared with the true one.
     """
-    levels = validate_levels(chain_levels(schedule.timesteps) if levels is None else levels, schedule.timesteps)
-    x = x_T
-    trajectory = [x]
-    for t, s in zip(levels, levels[1:]):
-        x0_pred = predict_x0(x, t - 1)
-        a, b, v = (float(c) for c in kernels.bridge(schedule, s, t))
-        x = x0_pred if s == 0 else a * x0_pred + b * x + float(np.sqrt(v)) * ops.randn_like(x)
-        trajectory.append(x)
-    return (x, trajectory) if return_trajectory else x
+    return run_chain(x_T, chain_steps(schedule, levels), posterior_advance(predict_x0, ops), return_trajectory)

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 torch = pytest.importorskip("torch")
 
 from backends.torch_cuda import entry  # noqa: E402
-from backends.torch_cuda.compile import host_to_device  # noqa: E402
+from backends.torch_cuda.compile import compile_network, host_to_device  # noqa: E402
 from backends.torch_cuda.fast_sampling import FastSampler  # noqa: E402
 from backends.torch_cuda.networks import build_discriminator, build_generator  # noqa: E402
 from backends.torch_cuda.trainer import TorchTrainer, sample_with  # noqa: E402
@@ -70,6 +70,39 @@ def test_point_data_samples_through_the_same_buffers():
     eager = sample_with(generator, config, 7, seed=1, device=CPU, batch_size=4)
     fast = FastSampler(copy.deepcopy(generator), config, 4, CPU, compile_mode=None).sample(7, seed=1)
     np.testing.assert_allclose(fast, eager, atol=1e-5)
+
+
+def test_one_compiled_step_serves_every_chain_and_holds_the_posterior_draw():
+    """The compiled step is the generator and the core's bridge draw in one graph (so TorchInductor
+    fuses the draw into the generator's last kernel); its coefficients are inputs, so chains of
+    every length share that one graph, and each sampler still draws with its own weights."""
+    from torch._dynamo.utils import counters
+    from torch._inductor import metrics
+
+    config = apply_overrides(preset("toy2d"), ["generator.hidden=32"])
+    generators = [visible_generator(config), wake_near_zero_layers(build_generator(config).eval())]
+    torch._dynamo.reset()
+    counters.clear()
+    metrics.reset()
+    for generator, steps in zip(generators, [None, 2]):
+        eager = sample_with(generator, config, 6, seed=2, device=CPU, steps=steps, batch_size=4)
+        fast = FastSampler(copy.deepcopy(generator), config, 4, CPU, steps=steps).sample(6, seed=2)
+        np.testing.assert_allclose(fast, eager, atol=1e-5)
+    assert counters["stats"]["unique_graphs"] == 1  # T = 4 and 2 steps, two samplers: one graph
+    step_kernels = metrics.generated_kernel_count
+    sampler = FastSampler(copy.deepcopy(generators[0]), config, 4, CPU, compile_mode=None)
+    sampler._draw(torch.Generator().manual_seed(0), 4)
+    inputs = (sampler.x_T, sampler.labels[0], sampler.latents[0], sampler.coefficients[0], sampler.noises[0])
+    explained = torch._dynamo.explain(sampler._step)(*inputs)
+    assert (explained.graph_count, explained.graph_break_count) == (1, 0)
+    graph = explained.graphs[0].graph
+    used = {str(node.target) for node in graph.nodes if node.op == "placeholder" and node.users}
+    assert any("coefficients" in name for name in used) and any("noise" in name for name in used), used
+    torch._dynamo.reset()
+    metrics.reset()
+    with torch.no_grad():
+        compile_network(copy.deepcopy(generators[0]))(*inputs[:3])
+    assert step_kernels <= metrics.generated_kernel_count + 1  # the five-operation draw is one kernel at most
 
 
 def test_bf16_autocast_samples_are_close_to_fp32(tiny):

@@ -40,6 +40,15 @@ def test_posterior_is_the_bayes_product_of_prior_and_likelihood(s, data):
 
 
 @given(schedules(), st.data())
+def test_the_bridge_into_level_zero_is_exactly_the_point_x0(s, data):
+    """The fast sampler applies the bridge draw to the step into level 0 as well, relying on this."""
+    t = data.draw(st.integers(1, s.timesteps))
+    assert tuple(float(c) for c in kernels.bridge(s, 0, t)) == (1.0, 0.0, 0.0)
+    x0, x_t, noise = np.random.default_rng(t).standard_normal((3, 64)).astype(np.float32)
+    assert np.array_equal(kernels.bridge_draw(x0, x_t, *(np.float32(c) for c in kernels.bridge(s, 0, t)), noise), x0)
+
+
+@given(schedules(), st.data())
 def test_posterior_matches_the_design_formulas(s, data):
     t = data.draw(st.integers(1, s.timesteps))
     abar, abar_prev, beta = s.alphas_cumprod[t], s.alphas_cumprod[t - 1], s.betas[t - 1]

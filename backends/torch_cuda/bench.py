@@ -7,8 +7,9 @@ is timed with CUDA events, on the CPU with a monotonic clock. Peak memory is the
 allocator's peak, or the process's peak resident set on the CPU.
 
 Sampling goes through `make_sampler` (eager) or `make_fast_sampler` (fast_sampling.FastSampler:
-compiled generator, channels_last, and on CUDA one CUDA graph per chain), each returning the
-callable that draws one batch; model FLOPs are always counted on the eager path (the same model).
+each step's generator call and posterior draw compiled as one graph, channels_last, and on CUDA
+one CUDA graph per chain), each returning the callable that draws one batch; model FLOPs are
+always counted on the eager path (the same model).
 Training's fast path is the trainer's own (`train.compile`).
 """
 

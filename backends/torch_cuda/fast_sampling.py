@@ -1,61 +1,50 @@
-"""Fast sampling: the core's reverse chain over static buffers, compiled, and on CUDA one CUDA graph.
+"""Fast sampling: the core's reverse chain over static buffers, one compiled step, and on CUDA one CUDA graph.
 
-The chain is `ddgan_core.sampling.sample_chain`, unchanged: its python-float coefficients from
-`ddgan_core.kernels` become constants of the captured work. What changes is where the randomness
-comes from. x_T, every step's latent z and every step's posterior noise are drawn from the seeded
-torch.Generator into preallocated buffers before each batch, in the order `sample_with` draws them
-(x_T, then per step z and, except into level 0, the noise), so a batch sees the same random numbers
-as the eager path with the same seed: fp32 samples agree up to floating-point reassociation, bf16
-samples up to bf16 rounding. Everything after the draws reads only those buffers, so it can be:
+The chain is the core's (`ddgan_core.sampling`): `chain_steps` gives each step's coefficients,
+`run_chain` walks the steps, and each step is the generator's x0' followed by the core's bridge
+draw (`kernels.bridge_draw`). What changes is where the randomness comes from. x_T, every step's
+latent z and every step's posterior noise are drawn from the seeded torch.Generator into
+preallocated buffers before each batch, in the order `sample_with` draws them (x_T, then per step
+z and, except into level 0, the noise), so a batch sees the same random numbers as the eager path
+with the same seed: fp32 samples agree up to floating-point reassociation, bf16 samples up to bf16
+rounding. Everything after the draws reads only those buffers, so it can be:
 
-- compiled: the generator through TorchInductor (`compile_network`), NHWC weights and inputs;
-- bf16: the generator under autocast (fp32 weights, fp32 chain arithmetic between the calls);
-- captured (CUDA): the K generator calls and the posterior updates recorded once as one CUDA
-  graph and replayed per batch, so a batch costs 2K random draws and one graph launch.
+- compiled: one step, the generator and the bridge draw a x0' + b x_t + c eps, as one TorchInductor
+  graph (`compile_network`) with NHWC weights and inputs, so the draw and the fp32 cast fuse into
+  the generator's last elementwise kernel. The step's coefficients are 0-d device tensors, inputs
+  of the graph, so every step of every chain length shares one compiled graph per batch size (the
+  step into level 0 is the bridge with a = 1, b = 0 and no noise: exactly x0', as the core's chain
+  returns it). Compiling the whole chain instead would take K copies of the generator through
+  TorchInductor: on this project's CPU 2-3 times the compile time for T = 4, per chain length;
+- bf16: the generator under autocast (fp32 weights, fp32 chain arithmetic);
+- captured (CUDA): the K compiled steps recorded once as one CUDA graph and replayed per batch, so a
+  batch costs 2K random draws and one graph launch.
 
-Kernel fusion stops at the generator: the chain's coefficient code is numpy, which Dynamo cannot
-trace without graph breaks, so each posterior update is five captured elementwise kernels (by bytes
-moved, tens of microseconds at batch 1000 against tens of milliseconds for a CIFAR-10 generator
-call: an estimate, not a measurement). A last batch smaller than the buffers fills their first
-rows and keeps the first rows of the output (the rest hold the previous batch's numbers, or
-zeros): G treats every sample independently.
+A last batch smaller than the buffers fills their first rows and keeps the first rows of the output
+(the rest hold the previous batch's numbers, or zeros): G treats every sample independently.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
 from backends.torch_cuda.compile import compile_network, to_channels_last
+from ddgan_core import kernels
 from ddgan_core.config import PRECISIONS, Config, item_shape
 from ddgan_core.errors import DDGANError
-from ddgan_core.sampling import chain_levels, sample_chain
+from ddgan_core.sampling import ChainStep, chain_levels, chain_steps, run_chain
 from ddgan_core.schedule import schedule_from_config
 
 CAPTURE_WARMUP_RUNS = 2  # chains run on a side stream before capture: compilation, autotuning, cuDNN plans
-
-
-class _BufferNoise:
-    """The one ArrayOps operation the chain uses, `randn_like`, handing out pre-drawn noise buffers in order."""
-
-    def __init__(self, noises: Iterator[torch.Tensor]) -> None:
-        self._noises = noises
-
-    def randn_like(self, x: torch.Tensor) -> torch.Tensor:
-        noise = next(self._noises)
-        if noise.shape != x.shape:
-            raise DDGANError(f"noise buffer of shape {tuple(noise.shape)} does not fit x of shape {tuple(x.shape)}")
-        return noise
 
 
 class FastSampler:
     """Draws `sample_with`'s samples (same seed, same batching) through static buffers.
 
     precision: "fp32" or "bf16" (autocast of the generator). compile_mode: a TorchInductor mode, or
-    None for the eager generator. cuda_graph: capture the chain as one CUDA graph (CUDA only).
+    None for the eager step. cuda_graph: capture the chain as one CUDA graph (CUDA only).
     The generator's weights are converted to channels_last in place when `channels_last` is set.
     """
 
@@ -71,20 +60,21 @@ class FastSampler:
         if cuda_graph and device.type != "cuda":
             raise DDGANError("a CUDA graph needs a CUDA device")
         self.config, self.device, self.batch_size = config, device, batch_size
-        self.schedule = schedule_from_config(config.diffusion)
-        self.levels = chain_levels(self.schedule.timesteps, steps)
+        schedule = schedule_from_config(config.diffusion)
+        self.steps = chain_steps(schedule, chain_levels(schedule.timesteps, steps))
         self.shape = item_shape(config)
         self.channels_last = channels_last and len(self.shape) == 3
         if self.channels_last:
             to_channels_last(generator)
-        self.network = generator if compile_mode is None else compile_network(generator, compile_mode)
+        self.generator = generator
         self.autocast = precision == "bf16"
-        calls = len(self.levels) - 1
-        noisy = sum(1 for s in self.levels[1:] if s != 0)
+        self.step = self._step if compile_mode is None else compile_network(self._step, compile_mode)
+        calls = len(self.steps)
         self.x_T = torch.zeros((batch_size, *self.shape), device=device)
         self.latents = torch.zeros((calls, batch_size, config.generator.nz), device=device)
-        self.noises = torch.zeros((noisy, batch_size, *self.shape), device=device)
-        self.labels = {t - 1: torch.full((batch_size,), t - 1, dtype=torch.long, device=device) for t in self.levels[:-1]}
+        self.noises = torch.zeros((calls, batch_size, *self.shape), device=device)  # into level 0: stays zero
+        self.labels = [torch.full((batch_size,), step.label, dtype=torch.long, device=device) for step in self.steps]
+        self.coefficients = [torch.tensor([step.a, step.b, step.noise_scale], device=device) for step in self.steps]
         self.graph: torch.cuda.CUDAGraph | None = None
         self.output: torch.Tensor | None = None
         if cuda_graph:
@@ -97,22 +87,31 @@ class FastSampler:
         """The batch's random numbers into the first m rows of the buffers, in sample_with's order."""
         draw = {"generator": rng, "device": self.device}
         torch.randn((m, *self.shape), out=self.x_T[:m], **draw)
-        for i in range(len(self.latents)):
+        for i, step in enumerate(self.steps):
             torch.randn((m, self.latents.shape[-1]), out=self.latents[i, :m], **draw)
-            if i < len(self.noises):
+            if step.s != 0:
                 torch.randn((m, *self.shape), out=self.noises[i, :m], **draw)
+
+    def _step(self, x_t: torch.Tensor, labels: torch.Tensor, latent: torch.Tensor, coefficients: torch.Tensor,
+              noise: torch.Tensor) -> torch.Tensor:
+        """One step of the chain: x0' = G(x_t, z, t - 1), then the core's bridge draw around it.
+        Compiled as one graph (NHWC in and out, so every step's inputs look alike)."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
+            x0_pred = self.generator(x_t, labels, latent).float()
+        a, b, noise_scale = coefficients.unbind(0)
+        x_s = kernels.bridge_draw(x0_pred, x_t, a, b, noise_scale, noise)
+        return x_s.contiguous(memory_format=torch.channels_last) if self.channels_last else x_s
 
     def _chain(self) -> torch.Tensor:
         """The core's chain over the buffers (all B rows): reads nothing but the buffers."""
-        latents = iter(self.latents)
+        index = {step: i for i, step in enumerate(self.steps)}
 
-        def predict_x0(x_t: torch.Tensor, label: int) -> torch.Tensor:
-            if self.channels_last:
-                x_t = x_t.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.autocast):
-                return self.network(x_t, self.labels[label], next(latents)).float()
+        def advance(x_t: torch.Tensor, step: ChainStep) -> torch.Tensor:
+            i = index[step]
+            return self.step(x_t, self.labels[i], self.latents[i], self.coefficients[i], self.noises[i])
 
-        return sample_chain(predict_x0, self.x_T, self.schedule, _BufferNoise(iter(self.noises)), self.levels)
+        x_T = self.x_T.contiguous(memory_format=torch.channels_last) if self.channels_last else self.x_T
+        return run_chain(x_T, self.steps, advance)
 
     def _warm_up(self, runs: int) -> None:
         """Run the chain on finite buffers `runs` times: compilation, autotuning, cuDNN plans."""
