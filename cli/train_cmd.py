@@ -22,12 +22,15 @@ PRESET_FOR_DATASET = {
 
 def named_options(
     dataset: Optional[str], data_dir: Optional[pathlib.Path], timesteps: Optional[int], batch_size: Optional[int],
-    iterations: Optional[int], seed: Optional[int], precision: Optional[str],
+    iterations: Optional[int], seed: Optional[int], precision: Optional[str], fast: bool = False,
 ) -> list[str]:
-    """The named options that were given, as `section.key=value` overrides."""
+    """The named options that were given, as `section.key=value` overrides. `fast` is the torch
+    backend's GPU fast path: bf16 autocast and train.compile."""
+    if fast and precision not in (None, "bf16"):
+        raise DDGANError(f"--fast trains under bf16 autocast: drop --precision {precision} (or --fast)")
     named = {"data.dataset": dataset, "data.data_dir": data_dir, "diffusion.timesteps": timesteps,
              "train.batch_size": batch_size, "train.iterations": iterations, "train.seed": seed,
-             "train.precision": precision}
+             "train.precision": "bf16" if fast else precision, "train.compile": True if fast else None}
     return [f"{key}={value}" for key, value in named.items() if value is not None]
 
 
@@ -52,11 +55,13 @@ def train(
     seed: Optional[int] = seed_option(None, "Random seed, a non-negative integer (a CPU run is bit-reproducible)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (bf16 needs CUDA)."),
+    fast: bool = typer.Option(False, "--fast", help="torch on CUDA: bf16 autocast, compiled G, D and R1 step "
+                                                    "(= --precision bf16 --set train.compile=true)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: section.key=value (repeatable)."),
 ) -> None:
     """Train a Denoising Diffusion GAN and write a run directory (config, metrics, checkpoints, samples)."""
     module = load_backend(backend)
-    settings = named_options(dataset, data_dir, timesteps, batch_size, iterations, seed, precision) + list(overrides)
+    settings = named_options(dataset, data_dir, timesteps, batch_size, iterations, seed, precision, fast) + list(overrides)
     if resume:  # the run's own configuration; the core refuses settings a resumed run cannot change
         if preset_name is not None:
             raise DDGANError("--resume continues the run with its own configuration: drop --preset")

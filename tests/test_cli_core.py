@@ -65,3 +65,12 @@ def test_bad_input_gives_a_one_line_error_and_non_zero_exit(tmp_path):
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
         assert "Traceback" not in result.stderr
         assert "--seed" not in args or "--seed must be a non-negative integer" in result.stderr
+
+
+def test_train_fast_is_bf16_autocast_with_the_compiled_step():
+    from cli.train_cmd import named_options, resolve_config
+
+    config = resolve_config("tiny", "cifar10", named_options("cifar10", None, None, None, None, None, None, fast=True))
+    assert (config.train.precision, config.train.compile) == ("bf16", True)
+    plain = resolve_config("tiny", "cifar10", named_options("cifar10", None, None, None, None, None, None))
+    assert (plain.train.precision, plain.train.compile) == ("fp32", False)

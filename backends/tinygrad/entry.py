@@ -39,7 +39,8 @@ def pick_device(name: str | None) -> str:
 def check_train_settings(config: Config) -> None:
     """Refuse training settings of the PyTorch backend that tinygrad does not have, in one line."""
     if config.train.precision != "fp32":
-        raise DDGANError(f"the tinygrad backend trains in fp32 only (got --precision {config.train.precision})")
+        raise DDGANError(f"the tinygrad backend trains in fp32 only (got precision {config.train.precision}: "
+                         "drop --precision or --fast)")
     if config.train.compile:
         raise DDGANError("train.compile is the torch backend's fast path; tinygrad always runs its step "
                          "compiled (TinyJit): drop it (or --fast)")

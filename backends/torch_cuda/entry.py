@@ -73,7 +73,8 @@ def busy_cores(seconds: float = 0.2) -> float:
 def check_train_settings(config: Config, device: torch.device) -> None:
     """Refuse settings this backend cannot train with on `device`, in one line."""
     if config.train.precision == "bf16" and device.type != "cuda":
-        raise DDGANError("--precision bf16 needs a CUDA device")
+        raise DDGANError("bf16 training (--precision bf16, --fast) needs a CUDA device; "
+                         "on the CPU --set train.compile=true compiles the fp32 step")
 
 
 def train(
