@@ -8,8 +8,9 @@ samples with fewer network calls. The step into level 0 returns x0' itself.
 The chain is written in three parts so that a compiler can take one step whole: `chain_steps`
 computes every step's coefficients once (numpy); `posterior_advance` is one step, the generator's
 x0' and the bridge draw around it (`kernels.bridge_draw`: floats or 0-d arrays times backend
-arrays, no numpy); `run_chain` applies a step function along the steps. The torch fast sampler compiles
-the generator and the draw as one graph, so the draw fuses into the generator's last kernel.
+arrays, no numpy); `run_chain` applies a step function along the steps. The torch fast sampler
+compiles the generator and the draw as one graph, so the draw fuses into the generator's last
+kernel.
 """
 
 from __future__ import annotations
