@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from ddgan_core import kernels
 from ddgan_core.errors import DDGANError
+from ddgan_core.sampling import chain_steps
 from ddgan_core.schedule import make_schedule
 from tests.strategies import schedules
 
@@ -43,9 +44,11 @@ def test_posterior_is_the_bayes_product_of_prior_and_likelihood(s, data):
 def test_the_bridge_into_level_zero_is_exactly_the_point_x0(s, data):
     """The fast sampler applies the bridge draw to the step into level 0 as well, relying on this."""
     t = data.draw(st.integers(1, s.timesteps))
-    assert tuple(float(c) for c in kernels.bridge(s, 0, t)) == (1.0, 0.0, 0.0)
+    (step,) = chain_steps(s, [t, 0])
+    assert (step.a, step.b, step.noise_scale) == (1.0, 0.0, 0.0)
     x0, x_t, noise = np.random.default_rng(t).standard_normal((3, 64)).astype(np.float32)
-    assert np.array_equal(kernels.bridge_draw(x0, x_t, *(np.float32(c) for c in kernels.bridge(s, 0, t)), noise), x0)
+    coefficients = (np.float32(c) for c in (step.a, step.b, step.noise_scale))  # as the sampler's device tensors
+    assert np.array_equal(kernels.bridge_draw(x0, x_t, *coefficients, noise), x0)
 
 
 @given(schedules(), st.data())

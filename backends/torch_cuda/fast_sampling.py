@@ -62,6 +62,7 @@ class FastSampler:
         self.config, self.device, self.batch_size = config, device, batch_size
         schedule = schedule_from_config(config.diffusion)
         self.steps = chain_steps(schedule, chain_levels(schedule.timesteps, steps))
+        self.step_index = {step: i for i, step in enumerate(self.steps)}  # the step's row in every buffer
         self.shape = item_shape(config)
         self.channels_last = channels_last and len(self.shape) == 3
         if self.channels_last:
@@ -104,10 +105,8 @@ class FastSampler:
 
     def _chain(self) -> torch.Tensor:
         """The core's chain over the buffers (all B rows): reads nothing but the buffers."""
-        index = {step: i for i, step in enumerate(self.steps)}
-
         def advance(x_t: torch.Tensor, step: ChainStep) -> torch.Tensor:
-            i = index[step]
+            i = self.step_index[step]
             return self.step(x_t, self.labels[i], self.latents[i], self.coefficients[i], self.noises[i])
 
         x_T = self.x_T.contiguous(memory_format=torch.channels_last) if self.channels_last else self.x_T

@@ -6,7 +6,7 @@ double backward (`autograd.grad(..., create_graph=True)`), which a module compil
 AOTAutograd cannot run. Here the same quantity is `torch.func.grad` (weights) of a function that
 takes `torch.func.grad` (x_k) itself: one pure function of the weights and the batch, which runs
 eagerly or which torch.compile traces whole, R1 included, into one graph. Its gradients equal the
-double backward's (tests/test_fast_path.py); the loss and the penalty are ddgan_core's.
+double backward's (tests/test_torch_r1_gradients.py); the loss and the penalty are ddgan_core's.
 """
 
 from __future__ import annotations
