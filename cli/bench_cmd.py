@@ -13,7 +13,15 @@ from rich.table import Table
 
 from cli.app import app
 from cli.backend_loader import BACKENDS, load_backend
-from ddgan_core.benchmark import PAPER_BATCH, PAPER_SECONDS_PER_100, BenchResult, check_counts, check_protocol, summarise
+from ddgan_core.benchmark import (
+    PAPER_BATCH,
+    PAPER_SECONDS_PER_100,
+    BenchResult,
+    KernelBreakdown,
+    check_counts,
+    check_protocol,
+    summarise,
+)
 from ddgan_core.config import apply_overrides, preset
 from ddgan_core.errors import DDGANError
 
@@ -22,6 +30,8 @@ bench_app = typer.Typer(help="Sampling and training throughput (random weights; 
 app.add_typer(bench_app, name="bench")
 
 PRESET_HELP = "Configuration preset whose networks are timed (cifar10, tiny, toy2d, ...)."
+PROFILE_HELP = ("torch: where the time goes, from torch.profiler over one more {run} after the timed ones: "
+                "kernel time by kind and the longest kernels (on the CPU: operators).")
 
 
 def load_bench_module(backend: str) -> ModuleType:
@@ -42,6 +52,14 @@ def _batch(batch_size: Optional[int], protocol: str, default: int) -> int:
             raise DDGANError(f"--protocol paper times batches of {PAPER_BATCH}; drop --batch-size {batch_size}")
         return PAPER_BATCH
     return default if batch_size is None else batch_size
+
+
+def _profiled_module(backend: str, profile: bool) -> ModuleType:
+    """The backend's bench module; --profile needs one that profiles (torch)."""
+    module = load_bench_module(backend)
+    if profile and not hasattr(module, "profile_kernels"):
+        raise DDGANError(f"--profile: the {backend} backend has no profiler (torch has)")
+    return module
 
 
 def _print(result: BenchResult, as_json: bool, path: str = "eager") -> None:
@@ -72,7 +90,23 @@ def _print(result: BenchResult, as_json: bool, path: str = "eager") -> None:
         rows.append(("fraction of device peak", f"{result.fraction_of_peak:.2%}"))
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    if result.kernels is not None:
+        console.print(_kernel_table(result.kernels))
+
+
+def _kernel_table(kernels: KernelBreakdown, width: int = 70) -> Table:
+    """The profiled run: kernel time by kind in the title, the longest kernels as rows."""
+    kinds = ", ".join(f"{kind} {share:.0%}" for kind, share in kernels.kinds.items())
+    table = Table(title=f"where the time goes: {kernels.kernel_seconds * 1e3:,.1f} ms of kernels in "
+                        f"{kernels.wall_seconds * 1e3:,.1f} ms ({kernels.busy:.0%} busy); {kinds}")
+    for column, justify in (("kernel", "left"), ("kind", "left"), ("calls", "right"), ("ms", "right"), ("share", "right")):
+        table.add_column(column, justify=justify)
+    for k in kernels.top:
+        name = k.name if len(k.name) <= width else k.name[: width - 1] + "…"
+        table.add_row(name, k.kind, f"{k.calls}", f"{k.seconds * 1e3:,.2f}", f"{k.share:.1%}")
+    return table
 
 
 @bench_app.command("sample")
@@ -92,21 +126,22 @@ def bench_sample(
     cuda_graph: bool = typer.Option(True, "--cuda-graph/--no-cuda-graph", help="With --fast on CUDA: replay one graph."),
     compile_mode: str = typer.Option("default", "--compile-mode",
                                      help="With --fast: default, max-autotune-no-cudagraphs, or none (not compiled)."),
+    profile: bool = typer.Option(False, "--profile", help=PROFILE_HELP.format(run="batch")),
 ) -> None:
     """Sampling speed: images/s, latency per batch, peak memory, FLOPs per image."""
     check_protocol(protocol)
     batch = _batch(batch_size, protocol, PAPER_BATCH)
     check_counts(batch, warmup, repeats)
     config = preset(preset_name)
-    module = load_bench_module(backend)
+    module = _profiled_module(backend, profile)
     steps = config.diffusion.timesteps if steps is None else steps
-    options, path = {}, "eager"
+    options, path = ({"profile": True} if profile else {}), "eager"
     if fast:
         if not hasattr(module, "make_fast_sampler"):
             raise DDGANError(f"--fast: the {backend} backend has no fast sampling path")
         mode = None if compile_mode == "none" else compile_mode
         graph = cuda_graph and module.bench_device(device, precision).type == "cuda"
-        options = {"fast": True, "compile_mode": mode, "cuda_graph": graph}
+        options.update(fast=True, compile_mode=mode, cuda_graph=graph)
         path = " + ".join([f"compiled ({mode})" if mode else "not compiled", "channels_last"] + ["CUDA graph"] * graph)
     measurement = module.bench_sample(config, batch, steps, device, precision, warmup, repeats, **options)
     _print(summarise(measurement, kind="sample", backend=backend, preset=preset_name, device=device or "auto",
@@ -126,6 +161,7 @@ def bench_train(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     fast: bool = typer.Option(False, "--fast", help="torch: the train.compile path (compiled G and D, channels_last); "
                                                     "compiles during the warm-up iterations."),
+    profile: bool = typer.Option(False, "--profile", help=PROFILE_HELP.format(run="iteration (R1 only if due)")),
 ) -> None:
     """Training speed: images/s and iterations/s (one D and one G step each), peak memory."""
     check_protocol(protocol)
@@ -134,8 +170,9 @@ def bench_train(
         config = apply_overrides(config, ["train.compile=true"])
     batch = _batch(batch_size, protocol, config.train.batch_size)
     check_counts(batch, warmup, repeats)
-    module = load_bench_module(backend)
-    measurement = module.bench_train(config, batch, device, precision, warmup, repeats)
+    module = _profiled_module(backend, profile)
+    measurement = module.bench_train(config, batch, device, precision, warmup, repeats,
+                                     **({"profile": True} if profile else {}))
     _print(summarise(measurement, kind="train", backend=backend, preset=preset_name, device=device or "auto",
                      precision=precision, protocol=protocol, batch_size=batch, steps=None, warmup=warmup), as_json,
            "compiled (default) + channels_last" if fast else "eager")

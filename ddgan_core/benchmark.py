@@ -12,6 +12,10 @@ multiple of lazy_reg iterations includes the penalty's share.
 
 Protocols: "default" is the median of the timed runs (robust to a busy machine); "paper" is
 batch 100 and the mean after warm-up, as the published timing was taken.
+
+Where the time goes: `kernel_breakdown` sums a profiler's kernel records by name and by kind of
+work (convolutions, matrix multiplies, attention, compiled Triton kernels, ...), so a GPU run
+shows which part of the network to work on next.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import resource
 import statistics
 import sys
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -41,6 +47,7 @@ class Measurement:
     device_name: str
     flops_per_image: float | None = None  # model FLOPs of sampling one image (all steps)
     device_peak_flops: float | None = None  # FLOP/s of the device at this precision, where known
+    kernels: KernelBreakdown | None = None  # where one more run's time went, when profiled
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,7 @@ class BenchResult:
     achieved_flops: float | None
     device_peak_flops: float | None
     fraction_of_peak: float | None
+    kernels: KernelBreakdown | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -119,6 +127,7 @@ def summarise(
         seconds_per_100=100.0 * seconds / batch_size, iterations_per_s=1.0 / seconds,
         peak_memory_bytes=measurement.peak_memory_bytes, flops_per_image=measurement.flops_per_image,
         achieved_flops=achieved, device_peak_flops=measurement.device_peak_flops, fraction_of_peak=fraction,
+        kernels=measurement.kernels,
     )
 
 
@@ -129,3 +138,69 @@ def training_batch(config: Config, batch_size: int, **train: object) -> tuple[Co
     config = replace(config, train=replace(config.train, batch_size=batch_size, **train))
     batch = np.random.default_rng(0).uniform(-1.0, 1.0, (batch_size, *item_shape(config))).astype(np.float32)
     return config, batch
+
+
+# Kinds of device kernel, by fragments of the kernel's name, checked in this order: TorchInductor
+# names its Triton kernels after the operations it fused ("triton_poi_fused_add_convolution_0"),
+# flash and memory-efficient attention kernels run on CUTLASS, and cuDNN's convolution kernels are
+# implicit GEMMs ("sm90_xmma_fprop_implicit_gemm_..."), hence Triton first and convolution before
+# matrix multiply. On the CPU the records are operators ("aten::conv2d", "aten::linear"), which the
+# same fragments sort. A heuristic for reading a profile, not a classification to rely on.
+KERNEL_KINDS = (
+    ("compiled (Triton)", ("triton",)),
+    ("attention", ("flash", "fmha", "attention")),
+    ("convolution", ("fprop", "dgrad", "wgrad", "conv")),
+    ("matrix multiply", ("gemm", "cublas", "cutlass", "nvjet", "matmul", "aten::mm", "addmm", "bmm", "linear")),
+    ("PyTorch native", ("at::native",)),
+    ("memory copy", ("memcpy", "memset")),
+)
+
+
+def kernel_kind(name: str) -> str:
+    """The kind of work a device kernel does, from its name (KERNEL_KINDS; "other" if none fits)."""
+    lowered = name.lower()
+    return next((kind for kind, fragments in KERNEL_KINDS if any(f in lowered for f in fragments)), "other")
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    name: str
+    kind: str
+    calls: int
+    seconds: float
+    share: float  # of all kernel time
+
+
+@dataclass(frozen=True)
+class KernelBreakdown:
+    """Kernel time of a profiled region: in total, against the region's wall time, by kind, by kernel."""
+
+    kernel_seconds: float
+    wall_seconds: float
+    busy: float  # kernel time / wall time: below 1 the device waits for the host (launches, syncs)
+    kinds: dict[str, float]  # kind -> share of kernel time, largest first
+    top: tuple[KernelTime, ...]  # the kernels that took the most time, largest first
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def kernel_breakdown(records: Iterable[tuple[str, float]], wall_seconds: float, top: int = 10) -> KernelBreakdown:
+    """Sum (kernel name, seconds) records by name and by kind; `top` kernels by time."""
+    seconds: dict[str, float] = defaultdict(float)
+    calls: dict[str, int] = defaultdict(int)
+    for name, duration in records:
+        seconds[name] += duration
+        calls[name] += 1
+    total = sum(seconds.values())
+    if total <= 0 or wall_seconds <= 0:
+        raise DDGANError("a kernel breakdown needs kernel records and a wall time of positive duration")
+    by_kind: dict[str, float] = defaultdict(float)
+    for name, duration in seconds.items():
+        by_kind[kernel_kind(name)] += duration / total
+    ranked = sorted(seconds, key=seconds.__getitem__, reverse=True)[:top]
+    return KernelBreakdown(
+        kernel_seconds=total, wall_seconds=wall_seconds, busy=total / wall_seconds,
+        kinds=dict(sorted(by_kind.items(), key=lambda item: item[1], reverse=True)),
+        top=tuple(KernelTime(n, kernel_kind(n), calls[n], seconds[n], seconds[n] / total) for n in ranked),
+    )

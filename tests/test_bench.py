@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from cli.main import COMMAND_MODULES  # noqa: F401  (registers the commands)
-from ddgan_core.benchmark import Measurement, summarise
+from ddgan_core.benchmark import Measurement, kernel_breakdown, kernel_kind, summarise
 from ddgan_core.config import preset
 from ddgan_core.errors import DDGANError
 
@@ -42,7 +42,65 @@ def test_unknown_protocols_are_refused():
         _summary("fastest")
 
 
+# Kernel names as torch.profiler reports them on CUDA (cuDNN 9, TorchInductor, PyTorch's own kernels)
+KERNELS = {
+    "triton_poi_fused_add_convolution_mul_silu_3": "compiled (Triton)",
+    "sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize128x128x64_warpgroupsize1x1x1_"
+    "execute_segment_k_off_kernel__5x_cudnn": "convolution",
+    "sm90_xmma_wgrad_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc_tilesize64x64x64_kernel__5x_cudnn": "convolution",
+    "void at::native::(anonymous namespace)::conv_depthwise2d_forward_kernel<1, float, int>(...)": "convolution",
+    "fmha_cutlassF_bf16_aligned_64x128_rf_sm80(PyTorchMemEffAttention::AttentionKernel<...>::Params)": "attention",
+    "void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64, 128, 128, 4>, true>(...)": "attention",
+    "nvjet_tst_128x256_64x4_1x2_h_bz_coopA_NNT": "matrix multiply",
+    "sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64_warpgroupsize1x1x1_cublas": "matrix multiply",
+    "void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float>, std::array<char*, 1> >(...)":
+        "PyTorch native",
+    "Memcpy DtoH (Device -> Pageable)": "memory copy",
+    "aten::conv2d": "convolution",  # operators, as profiled on the CPU
+    "aten::linear": "matrix multiply",
+    "aten::group_norm": "other",
+    "void cudnn::engines_precompiled::nchwToNhwcKernel<float, float, float, false, true, (cudnnKernelDataType_t)0>(...)":
+        "other",
+}
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_kernels_are_sorted_into_kinds_by_their_names(name):
+    assert kernel_kind(name) == KERNELS[name]
+
+
+def test_a_kernel_breakdown_sums_calls_by_name_and_kind():
+    conv, fused, copy = (next(n for n in KERNELS if KERNELS[n] == kind) for kind in ("convolution", "compiled (Triton)", "memory copy"))
+    records = [(conv, 0.003), (fused, 0.001), (conv, 0.003), (copy, 0.0005), (fused, 0.0015)]
+    breakdown = kernel_breakdown(records, wall_seconds=0.01, top=2)
+    assert breakdown.kernel_seconds == pytest.approx(0.009) and breakdown.busy == pytest.approx(0.9)
+    assert [(k.name, k.calls) for k in breakdown.top] == [(conv, 2), (fused, 2)]  # largest first, cut at top
+    assert breakdown.top[0].seconds == pytest.approx(0.006) and breakdown.top[0].share == pytest.approx(2 / 3)
+    assert list(breakdown.kinds) == ["convolution", "compiled (Triton)", "memory copy"]
+    assert breakdown.kinds["memory copy"] == pytest.approx(0.0005 / 0.009)
+    assert json.loads(json.dumps(breakdown.to_dict()))["top"][1]["kind"] == "compiled (Triton)"
+
+
+def test_a_kernel_breakdown_of_nothing_is_refused():
+    with pytest.raises(DDGANError, match="kernel records"):
+        kernel_breakdown([], wall_seconds=1.0)
+
+
 torch = pytest.importorskip("torch")
+
+
+def test_profiling_counts_each_operator_of_the_profiled_runs():
+    from backends.torch_cuda.bench import profile_kernels
+
+    a = torch.ones(32, 32)
+
+    def run() -> None:
+        torch.matmul(a, a), torch.matmul(a, a), torch.add(a, a)  # matmul calls aten::mm inside
+
+    breakdown = profile_kernels(run, torch.device("cpu"), runs=3)
+    calls = {k.name: k.calls for k in breakdown.top}
+    assert calls == {"aten::matmul": 6, "aten::add": 3}  # top-level operators only: aten::mm not counted again
+    assert 0 < breakdown.kernel_seconds <= breakdown.wall_seconds
 
 
 def test_sampling_flops_of_the_mlp_generator_are_two_per_weight_per_step():
@@ -77,6 +135,29 @@ def test_bench_train_json_reports_iterations_per_second():
     assert payload["kind"] == "train" and payload["repeats"] == 2
     assert payload["images_per_s"] == pytest.approx(16 * payload["iterations_per_s"])
     assert payload["flops_per_image"] is None
+
+
+def test_bench_profile_reports_where_the_time_goes():
+    result = runner.invoke(app, ["bench", "sample", "--preset", "tiny", "--device", "cpu", "--batch-size", "2",
+                                 "--steps", "1", "--warmup", "0", "--repeats", "1", "--json", "--profile"])
+    assert result.exit_code == 0, result.output
+    kernels = json.loads(result.stdout)["kernels"]
+    top = {k["name"]: k for k in kernels["top"]}
+    # one generator call: each Conv2d module, FIR down-sampling of both paths of a "down" block and the
+    # input pyramid's blur (depthwise conv2d), FIR up-sampling of both paths of an "up" block (transposed)
+    from backends.torch_cuda.networks import build_generator
+    from backends.torch_cuda.networks.layers import FirDownsampleConv
+    from backends.torch_cuda.networks.ncsnpp import ResBlock
+
+    modules = list(build_generator(preset("tiny")).modules())
+    resampling = [m.resample for m in modules if isinstance(m, ResBlock)]
+    pyramid = sum(isinstance(m, FirDownsampleConv) for m in modules)
+    convs = sum(isinstance(m, torch.nn.Conv2d) for m in modules) + 2 * resampling.count("down") + pyramid
+    assert top["aten::conv2d"]["calls"] == convs and top["aten::conv_transpose2d"]["calls"] == 2 * resampling.count("up")
+    assert kernels["kinds"]["convolution"] >= top["aten::conv2d"]["share"]
+    plain = runner.invoke(app, ["bench", "train", "--preset", "toy2d", "--device", "cpu", "--batch-size", "8",
+                                "--warmup", "0", "--repeats", "1", "--json"])
+    assert json.loads(plain.stdout)["kernels"] is None
 
 
 @pytest.mark.parametrize(

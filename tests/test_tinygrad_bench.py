@@ -56,6 +56,13 @@ def test_bf16_is_refused_in_one_line(kind):
     assert "\n" not in str(result.exception)
 
 
+@pytest.mark.parametrize("kind", ["sample", "train"])
+def test_profile_is_refused_in_one_line(kind):
+    result = runner.invoke(app, ["bench", kind, *TOY, "--profile"])
+    assert isinstance(result.exception, DDGANError) and "--profile: the tinygrad backend" in str(result.exception)
+    assert "\n" not in str(result.exception)
+
+
 def test_train_fast_path_is_refused_rather_than_ignored(tmp_path):
     """--fast (train.compile) is the torch backend's; tinygrad must not time or train its own step under that label."""
     result = runner.invoke(app, ["bench", "train", *TOY, "--fast"])

@@ -10,7 +10,8 @@ Sampling goes through `make_sampler` (eager) or `make_fast_sampler` (fast_sampli
 each step's generator call and posterior draw compiled as one graph, channels_last, and on CUDA
 one CUDA graph per chain), each returning the callable that draws one batch; model FLOPs are
 always counted on the eager path (the same model).
-Training's fast path is the trainer's own (`train.compile`).
+Training's fast path is the trainer's own (`train.compile`). `profile_kernels` says where a run's
+time goes: torch.profiler's kernel records, summed by ddgan_core.benchmark.kernel_breakdown.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from backends.torch_cuda.compile import check_compile_mode, use_fast_cuda_kernels
@@ -27,7 +30,7 @@ from backends.torch_cuda.entry import pick_device
 from backends.torch_cuda.fast_sampling import FastSampler
 from backends.torch_cuda.networks import build_generator
 from backends.torch_cuda.trainer import TorchTrainer, sample_with
-from ddgan_core.benchmark import Measurement, process_peak_rss_bytes, training_batch
+from ddgan_core.benchmark import KernelBreakdown, Measurement, kernel_breakdown, process_peak_rss_bytes, training_batch
 from ddgan_core.config import PRECISIONS, Config
 from ddgan_core.errors import DDGANError
 
@@ -72,9 +75,14 @@ def device_peak_flops(device: torch.device, precision: str) -> float | None:
     return None
 
 
-def _reset_peak_memory(device: torch.device) -> None:
+def _synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def _reset_peak_memory(device: torch.device) -> None:
+    _synchronize(device)
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
 
@@ -143,14 +151,34 @@ def count_flops(run: Callable[[], object]) -> float:
     return float(counter.get_total_flops())
 
 
+def profile_kernels(run: Callable[[], object], device: torch.device, runs: int = 1, top: int = 10) -> KernelBreakdown:
+    """Where `runs` calls of `run` spend their time: on CUDA the device kernels (by name, with the
+    share of the region's wall time the device was busy); on the CPU the top-level operators."""
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+    _synchronize(device)
+    with profile(activities=activities) as prof:
+        begin = time.perf_counter()
+        for _ in range(runs):
+            run()
+        _synchronize(device)
+        wall = time.perf_counter() - begin
+    if cuda:
+        events = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
+    else:
+        events = [e for e in prof.events() if e.device_type == DeviceType.CPU and e.cpu_parent is None]
+    return kernel_breakdown(((e.name, e.time_range.elapsed_us() / 1e6) for e in events), wall, top)
+
+
 def bench_sample(
     config: Config, batch_size: int, steps: int | None, device: str | None, precision: str, warmup: int, repeats: int,
-    fast: bool = False, compile_mode: str | None = "default", cuda_graph: bool = True,
+    fast: bool = False, compile_mode: str | None = "default", cuda_graph: bool = True, profile: bool = False,
 ) -> Measurement:
     """Sampling speed of the preset's generator: seconds per batch of `batch_size` images.
 
     `fast` times `make_fast_sampler` (compile_mode None: not compiled; cuda_graph: where CUDA);
-    it compiles (and captures its graph) while it is built, before the warm-up runs.
+    it compiles (and captures its graph) while it is built, before the warm-up runs. `profile`
+    adds the kernel times of one more batch (`profile_kernels`), after the timed ones.
     """
     dev = bench_device(device, precision)
     if fast and compile_mode is not None:
@@ -162,13 +190,15 @@ def bench_sample(
     _reset_peak_memory(dev)
     seconds = time_runs(run, dev, warmup, repeats)
     return Measurement(seconds, peak_memory_bytes(dev), device_description(dev), flops_per_image,
-                       device_peak_flops(dev, precision))
+                       device_peak_flops(dev, precision), profile_kernels(run, dev) if profile else None)
 
 
 def bench_train(
     config: Config, batch_size: int, device: str | None, precision: str, warmup: int, repeats: int,
+    profile: bool = False,
 ) -> Measurement:
-    """Training speed: seconds per iteration on `training_batch` (the protocol: ddgan_core.benchmark)."""
+    """Training speed: seconds per iteration on `training_batch` (the protocol: ddgan_core.benchmark).
+    `profile` adds the kernel times of one more iteration (the next step: R1 only if due)."""
     dev = bench_device(device, precision)
     config, batch = training_batch(config, batch_size, precision=precision)
     trainer = TorchTrainer(config, dev)
@@ -179,4 +209,5 @@ def bench_train(
 
     _reset_peak_memory(dev)
     seconds = time_runs(run, dev, warmup, repeats)
-    return Measurement(seconds, peak_memory_bytes(dev), device_description(dev))
+    return Measurement(seconds, peak_memory_bytes(dev), device_description(dev),
+                       kernels=profile_kernels(run, dev) if profile else None)
