@@ -19,6 +19,9 @@ its batches gathered on the device from 50,000 CIFAR-shaped images as in `ddgan 
 eager fp32, the fast path (bf16 autocast + train.compile), and eager bf16; 30 timed iterations
 (two R1 steps at lazy_reg 15), so the mean carries R1's share, and one plain and one R1 step
 under torch.cuda.set_sync_debug_mode("error") to show that the step never waits for the device.
+Where the time goes: torch.profiler's kernel times of one bf16 compiled chain at T = 4, batch
+1000 (without the graph, whose kernels are the same) and of one plain step of the training fast
+path, by kind of kernel and the ten longest kernels, so a missed target shows what to work on.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from backends.torch_cuda.bench import (
     make_fast_sampler,
     make_sampler,
     peak_memory_bytes,
+    profile_kernels,
     time_runs,
 )
 from backends.torch_cuda.device_data import device_batches
@@ -76,6 +80,7 @@ SAMPLE_PLAN = [
     (4, 100, "bf16 compiled + graph"), (4, 100, "bf16 compiled"),
     (2, 100, "eager fp32"), (2, 100, "bf16 compiled + graph"), (2, 100, "bf16 compiled"),
 ]
+PROFILE_SAMPLE = (4, 1000, "bf16 compiled")  # profiled right after its timing row (its graph is compiled by then)
 # path name -> (precision, train.compile)
 TRAIN_PATHS = {"eager fp32": ("fp32", False), "bf16 compiled (fast path)": ("bf16", True), "eager bf16": ("bf16", False)}
 
@@ -145,6 +150,20 @@ def section_sample(rows: pathlib.Path) -> None:
                                precision=precision, protocol="default", batch_size=b, steps=t, warmup=SAMPLE_WARMUP)
             return {"kind": "sample", "T": t, "batch": b, "path": p, "build_s": build_s, **result.to_dict()}
         guarded(rows, "sample", f"sample T={timesteps} batch={batch} {path}", measure)
+        if (timesteps, batch, path) == PROFILE_SAMPLE:
+            guarded(rows, "sample", f"profile sample T={timesteps} batch={batch} {path}", profile_sampling)
+
+
+def profile_sampling() -> dict:
+    """Kernel times of one chain of PROFILE_SAMPLE's path (the compiled step: no CUDA graph, so that
+    each kernel is seen; inside the graph the same kernels run)."""
+    t, b, path = PROFILE_SAMPLE
+    precision, _, graph = SAMPLE_PATHS[path]
+    dev = bench_device("cuda", precision)
+    run = make_fast_sampler(cifar(t), b, None, dev, precision, compile_mode="default", cuda_graph=graph)
+    run()
+    return {"kind": "profile", "what": f"sampling, T = {t}, batch {b}, {path} (one chain)",
+            **profile_kernels(run, dev).to_dict()}
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -168,6 +187,7 @@ def section_train(rows: pathlib.Path) -> None:
     # CIFAR-10's size and shape in uint8 noise (the speed does not depend on the pixels), held on the
     # device and gathered per step by the training data path (backends/torch_cuda/device_data.py)
     data = ImageDataset("cifar10-shaped noise", np.random.default_rng(0).integers(0, 256, (50_000, 3, 32, 32), dtype=np.uint8))
+    kept: dict = {}  # the fast path's trainer and batches, for its profile after its row is written
     for path, (precision, compiled) in TRAIN_PATHS.items():
         def measure(p: str = path, prec: str = precision, comp: bool = compiled) -> dict:
             base = preset(PRESET)
@@ -196,10 +216,24 @@ def section_train(rows: pathlib.Path) -> None:
             after, lazy = TRAIN_WARMUP + TRAIN_REPEATS, config.train.lazy_reg
             plain = next(s for s in range(after, after + 2) if s % lazy)  # 33 (no R1)
             r1 = after + (-after) % lazy  # 45: the next R1 step
+            if comp:
+                kept.update(trainer=trainer, batches=batches, step=r1 + 1, path=p)
             return {"kind": "train", "path": p, "compile": comp, "warmup_s": warmup_s,
                     "images_per_s_mean": TRAIN_BATCH / statistics.fmean(seconds),
                     "sync_free_step": sync_free(trainer, batches, (plain, r1)), **result.to_dict()}
         guarded(rows, "train", f"train batch={TRAIN_BATCH} {path}", measure)
+        if kept:
+            guarded(rows, "train", f"profile train batch={TRAIN_BATCH} {path}", lambda: profile_training(**kept))
+            kept.clear()
+
+
+def profile_training(trainer: TorchTrainer, batches: Iterator[torch.Tensor], step: int, path: str) -> dict:
+    """Kernel times of one plain training step (`step` is not an R1 step), its batch's gather included."""
+    def run() -> None:
+        trainer.train_step(next(batches), step)
+
+    return {"kind": "profile", "what": f"training, batch {TRAIN_BATCH}, {path} (one plain step)",
+            **profile_kernels(run, trainer.device).to_dict()}
 
 
 # --- report -----------------------------------------------------------------------------------------
@@ -259,11 +293,30 @@ def report(rows_path: pathlib.Path, sections_path: pathlib.Path | None, json_pat
         verdict = "met" if fast_train["images_per_s_mean"] >= TARGET_TRAIN_IMAGES_PER_S else "missed"
         lines.append(f"- training >= {TARGET_TRAIN_IMAGES_PER_S:,.0f} images/s at batch {TRAIN_BATCH}: {verdict} "
                      f"({fast_train['images_per_s_mean']:,.0f} with R1's share)")
+    lines += profile_lines([r for r in rows if r.get("kind") == "profile" and r["status"] == "ok"])
     if errors:
         lines += ["", "## Errors", ""] + [f"- {r['name']}: {r['error']}" for r in errors]
     md_path.write_text("\n".join(lines) + "\n")
     json_path.write_text(json.dumps({"env": env, "sections": sections, "rows": rows}, indent=2))
     print("\n".join(lines))
+
+
+def profile_lines(profiles: list[dict], width: int = 100) -> list[str]:
+    """The report's "where the time goes" part: per profile, kernel time by kind and the longest kernels."""
+    if not profiles:
+        return []
+    lines = ["", "## Where the GPU time goes (torch.profiler, kernel time)"]
+    for r in profiles:
+        kinds = ", ".join(f"{kind} {share:.0%}" for kind, share in r["kinds"].items())
+        lines += ["", f"### {r['what']}", "",
+                  f"Kernels {r['kernel_seconds'] * 1e3:,.1f} ms in {r['wall_seconds'] * 1e3:,.1f} ms of wall time "
+                  f"({r['busy']:.0%} busy): {kinds}.", "",
+                  "| kernel | kind | calls | ms | share |", "|---|---|---|---|---|"]
+        for k in r["top"]:
+            name = k["name"] if len(k["name"]) <= width else k["name"][: width - 1] + "…"
+            name = name.replace("|", "\\|")
+            lines.append(f"| `{name}` | {k['kind']} | {k['calls']} | {k['seconds'] * 1e3:,.2f} | {k['share']:.1%} |")
+    return lines
 
 
 def main() -> None:

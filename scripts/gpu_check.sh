@@ -19,6 +19,9 @@
 # a full run of the others, more when they finish early; compiling the training graphs, the R1
 # step's included, is most of it). A failing or timed-out section is reported and the next one
 # runs; a failing measurement inside a section is recorded as an error row and the section goes on.
+# The tests print each test's name as it ends (-v), quick ones first, so a section stopped at its limit
+# still says which passed. Sample and train also profile one compiled chain and one fast training step
+# (kernel time by kind, the longest kernels: the report's "where the GPU time goes").
 # Results: $OUT/gpu_check.json (every row), $OUT/gpu_check.md (the tables, also printed last),
 # $OUT/gpu_check.log (everything printed). Without $OUT (by hand): ./gpu_check_out/.
 set -u
@@ -68,7 +71,7 @@ limit_of() {  # the section's own limit; the last one asked for runs until the b
 section env 60 python3 benchmarks/gpu_check.py env --rows "$ROWS"
 for name in "${wanted[@]}"; do
     case $name in
-        tests) section tests "$(limit_of tests)" python3 -m pytest tests/test_fast_path.py tests/test_torch_device_data.py -k cuda -q -rs -p no:cacheprovider ;;
+        tests) section tests "$(limit_of tests)" python3 -m pytest tests/test_torch_device_data.py tests/test_fast_path.py -k cuda -v -rs -p no:cacheprovider ;;
         sample) section sample "$(limit_of sample)" python3 benchmarks/gpu_check.py sample --rows "$ROWS" ;;
         train) section train "$(limit_of train)" python3 benchmarks/gpu_check.py train --rows "$ROWS" ;;
         *) echo "gpu_check: unknown section '$name' (tests, sample, train)" | tee -a "$LOG" ;;

@@ -224,6 +224,7 @@ def test_compiled_training_follows_the_eager_run_including_r1_steps(tiny):
 
 
 # --- CUDA (scripts/gpu_check.sh) -----------------------------------------------------------------
+# Eager tests first, the compiling ones last: a run stopped at its time limit keeps the quick results.
 @needs_cuda
 def test_cuda_graph_replay_reproduces_the_eager_chain(tiny):
     cuda = torch.device("cuda")
@@ -251,6 +252,27 @@ def test_cuda_train_step_makes_no_host_synchronisation(tiny):
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert all(np.isfinite(list(trainer.read_scalars(o).values())).all() for o in out)
+
+
+@needs_cuda
+def test_cuda_fused_adam_resumes_from_a_checkpoint(tiny, tmp_path):
+    """Adam is fused on CUDA: moments and step restored from a checkpoint must give the same update."""
+    cuda = torch.device("cuda")
+    config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2", "ema_decay=0.5"])
+    _, trainer = _losses_over_steps(config, cuda, 2)
+    before = trainer.state()
+    save_checkpoint(tmp_path / "c.safetensors", before, step=2, config=config,
+                    extra={"optimizer_step": trainer.optimizer_step()})
+    resumed = TorchTrainer(config, cuda)
+    resumed.load_state(load_checkpoint(tmp_path / "c.safetensors"))
+    batch = np.random.default_rng(2).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
+    trainer.train_step(batch, 2)
+    resumed.train_step(batch, 2)
+    assert resumed.optimizer_step() == trainer.optimizer_step() == 3
+    a, b = trainer.state(), resumed.state()
+    for name in (k for k in before if k.startswith(("generator.", "discriminator."))):
+        update = np.abs(a[name] - before[name]).max()
+        assert np.abs(b[name] - a[name]).max() <= 1e-2 * max(update, 1e-6), name
 
 
 @needs_cuda
@@ -283,27 +305,6 @@ def test_cuda_compiled_training_follows_eager_and_makes_no_host_synchronisation(
         trainer.train_step(batch, 4)
     finally:
         torch.cuda.set_sync_debug_mode("default")
-
-
-@needs_cuda
-def test_cuda_fused_adam_resumes_from_a_checkpoint(tiny, tmp_path):
-    """Adam is fused on CUDA: moments and step restored from a checkpoint must give the same update."""
-    cuda = torch.device("cuda")
-    config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2", "ema_decay=0.5"])
-    _, trainer = _losses_over_steps(config, cuda, 2)
-    before = trainer.state()
-    save_checkpoint(tmp_path / "c.safetensors", before, step=2, config=config,
-                    extra={"optimizer_step": trainer.optimizer_step()})
-    resumed = TorchTrainer(config, cuda)
-    resumed.load_state(load_checkpoint(tmp_path / "c.safetensors"))
-    batch = np.random.default_rng(2).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
-    trainer.train_step(batch, 2)
-    resumed.train_step(batch, 2)
-    assert resumed.optimizer_step() == trainer.optimizer_step() == 3
-    a, b = trainer.state(), resumed.state()
-    for name in (k for k in before if k.startswith(("generator.", "discriminator."))):
-        update = np.abs(a[name] - before[name]).max()
-        assert np.abs(b[name] - a[name]).max() <= 1e-2 * max(update, 1e-6), name
 
 
 def test_train_compile_is_a_config_key_that_survives_the_run_directory(tiny):
