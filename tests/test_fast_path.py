@@ -195,8 +195,15 @@ def test_compiled_networks_take_every_tensor_from_the_device(preset_name):
     assert strays == []
 
 
-def _losses_over_steps(config, device, steps):
+def _losses_over_steps(config, device, steps, wake=False):
+    """Logged losses of `steps` training steps; with `wake`, from networks off the published
+    initialisation (the same weights for every config: seeded), so that R1 is far from zero."""
     trainer = TorchTrainer(config, device)
+    if wake:  # drawn on NCHW copies: an in-place draw into channels_last weights would fill other positions
+        torch.manual_seed(1)
+        for module, bias_scale in ((trainer.generator, 0.0), (trainer.discriminator, 0.1)):
+            nchw = copy.deepcopy(module).to(memory_format=torch.contiguous_format)
+            module.load_state_dict(wake_near_zero_layers(nchw, bias_scale=bias_scale).state_dict())
     batch = np.random.default_rng(0).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
     return [trainer.read_scalars(trainer.train_step(batch, step)) for step in range(steps)], trainer
 
@@ -207,20 +214,42 @@ def test_compiled_training_follows_the_eager_run_including_r1_steps(tiny):
     the same losses up to fp32 reassociation over three steps (R1 at steps 0 and 2), and no part
     of any step falls back to eager execution (no graph breaks)."""
     config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2"])
-    eager, _ = _losses_over_steps(config, CPU, 3)
+    eager, _ = _losses_over_steps(config, CPU, 3, wake=True)
     torch._dynamo.reset()  # no compiled code from earlier tests: every graph below is this run's
     torch._dynamo.utils.counters.clear()
-    fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), CPU, 3)
+    fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), CPU, 3, wake=True)
     assert not torch._dynamo.utils.counters["graph_break"], dict(torch._dynamo.utils.counters["graph_break"])
     # G without and with grad, D with trainable and with frozen weights, and the R1 step: one graph each
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 5
-    assert eager[0]["r1"] > 0 and eager[2]["r1"] != eager[0]["r1"]
+    assert eager[0]["r1"] > 1e-7 and eager[2]["r1"] != eager[0]["r1"]  # published init: about 1e-16
     for e, f in zip(eager, fast):
         for key in ("loss_d", "loss_g", "r1"):
-            assert f[key] == pytest.approx(e[key], rel=1e-3, abs=1e-6), key
+            assert f[key] == pytest.approx(e[key], rel=1e-5), key  # 1e-7 to 5e-7 measured
     assert trainer.generator.conv_in.weight.is_contiguous(memory_format=torch.channels_last)
     saved = trainer.state()["generator.conv_in.weight"]
     assert saved.flags["C_CONTIGUOUS"] and saved.shape == (16, 3, 3, 3)  # checkpoints stay NCHW
+
+
+def test_the_bf16_fast_path_traces_whole_including_r1_steps(tiny, monkeypatch):
+    """The fast path as the GPU runs it, bf16 autocast inside the compiled G and D and inside the
+    nested torch.func.grad of the R1 step, traces without a graph break into the five graphs (here
+    on the CPU's bf16 autocast, through AOTAutograd without TorchInductor's code generation, which
+    the slow fp32 test and the GPU check exercise), and computes what the eager bf16 step computes."""
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module, mode=None, dynamic=None: compile_(module, backend="aot_eager", dynamic=dynamic))
+    config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2", "precision=bf16"])
+    eager, _ = _losses_over_steps(config, CPU, 3, wake=True)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    fast, _ = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), CPU, 3, wake=True)
+    assert not torch._dynamo.utils.counters["graph_break"], dict(torch._dynamo.utils.counters["graph_break"])
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 5
+    assert eager[0]["r1"] > 1e-7 and eager[2]["r1"] != eager[0]["r1"]  # published init: about 1e-16
+    # bf16 rounding, and the fast path's channels_last convolutions sum in another order: 0.3% on the
+    # first step's G loss, 1.1% by the third (measured), against 5% to 40% between one step and the next
+    for e, f in zip(eager, fast):
+        for key in ("loss_d", "loss_g", "r1"):
+            assert f[key] == pytest.approx(e[key], rel=3e-2), key
 
 
 # --- CUDA (scripts/gpu_check.sh) -----------------------------------------------------------------
@@ -292,11 +321,11 @@ def test_cuda_compiled_training_follows_eager_and_makes_no_host_synchronisation(
     cuda = torch.device("cuda")
     config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2"])
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    eager, _ = _losses_over_steps(config, cuda, 3)
-    fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), cuda, 3)
+    eager, _ = _losses_over_steps(config, cuda, 3, wake=True)
+    fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), cuda, 3, wake=True)
     for e, f in zip(eager, fast):
         for key in ("loss_d", "loss_g", "r1"):
-            assert f[key] == pytest.approx(e[key], rel=1e-3, abs=1e-6), key
+            assert f[key] == pytest.approx(e[key], rel=1e-3), key
     batch = np.random.default_rng(1).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
