@@ -50,6 +50,14 @@ def tiny():
     return preset("tiny")
 
 
+@pytest.fixture
+def trace_only(monkeypatch):
+    """torch.compile through Dynamo and AOTAutograd without TorchInductor's code generation: graphs
+    and graph breaks as TorchInductor would get them, in seconds rather than minutes on a CPU."""
+    compile_ = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda module, mode=None, dynamic=None: compile_(module, backend="aot_eager", dynamic=dynamic))
+
+
 # --- sampling ------------------------------------------------------------------------------------
 @pytest.mark.parametrize("steps", [None, 2, 1])
 def test_buffered_draws_reproduce_the_eager_chain_in_fp32(tiny, steps):
@@ -105,10 +113,18 @@ def test_one_compiled_step_serves_every_chain_and_holds_the_posterior_draw():
     assert step_kernels <= metrics.generated_kernel_count + 1  # the five-operation draw is one kernel at most
 
 
-def test_bf16_autocast_samples_are_close_to_fp32(tiny):
+@pytest.mark.parametrize("compiled", [False, True])
+def test_bf16_autocast_samples_are_close_to_fp32(tiny, compiled, trace_only):
+    """bf16 autocast of the generator, eager and compiled (the GPU's step: autocast inside the graph,
+    here traced through AOTAutograd without TorchInductor's code generation) as one graph."""
     generator = visible_generator(tiny)
     eager = sample_with(generator, tiny, 4, seed=0, device=CPU, batch_size=4)
-    bf16 = FastSampler(copy.deepcopy(generator), tiny, 4, CPU, precision="bf16", compile_mode=None).sample(4, seed=0)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    bf16 = FastSampler(copy.deepcopy(generator), tiny, 4, CPU, precision="bf16",
+                       compile_mode="default" if compiled else None).sample(4, seed=0)
+    counters = torch._dynamo.utils.counters
+    assert (counters["stats"]["unique_graphs"], len(counters["graph_break"])) == ((1, 0) if compiled else (0, 0))
     other_seed = sample_with(generator, tiny, 4, seed=1, device=CPU, batch_size=4)
     error = relative_error(bf16, eager)
     assert 0 < error < 0.1  # bf16 rounding through four steps (about 0.03 measured)
@@ -230,13 +246,11 @@ def test_compiled_training_follows_the_eager_run_including_r1_steps(tiny):
     assert saved.flags["C_CONTIGUOUS"] and saved.shape == (16, 3, 3, 3)  # checkpoints stay NCHW
 
 
-def test_the_bf16_fast_path_traces_whole_including_r1_steps(tiny, monkeypatch):
+def test_the_bf16_fast_path_traces_whole_including_r1_steps(tiny, trace_only):
     """The fast path as the GPU runs it, bf16 autocast inside the compiled G and D and inside the
     nested torch.func.grad of the R1 step, traces without a graph break into the five graphs (here
     on the CPU's bf16 autocast, through AOTAutograd without TorchInductor's code generation, which
     the slow fp32 test and the GPU check exercise), and computes what the eager bf16 step computes."""
-    compile_ = torch.compile
-    monkeypatch.setattr(torch, "compile", lambda module, mode=None, dynamic=None: compile_(module, backend="aot_eager", dynamic=dynamic))
     config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2", "precision=bf16"])
     eager, _ = _losses_over_steps(config, CPU, 3, wake=True)
     torch._dynamo.reset()
