@@ -3,6 +3,7 @@
     python benchmarks/gpu_check.py env     --rows OUT/rows.jsonl
     python benchmarks/gpu_check.py sample  --rows OUT/rows.jsonl
     python benchmarks/gpu_check.py train   --rows OUT/rows.jsonl
+    python benchmarks/gpu_check.py profile --rows OUT/rows.jsonl
     python benchmarks/gpu_check.py report  --rows OUT/rows.jsonl --json OUT/gpu_check.json --markdown OUT/gpu_check.md
 
 Every measurement is appended to the rows file as soon as it is taken, so a section stopped by
@@ -19,9 +20,10 @@ its batches gathered on the device from 50,000 CIFAR-shaped images as in `ddgan 
 eager fp32, the fast path (bf16 autocast + train.compile), and eager bf16; 30 timed iterations
 (two R1 steps at lazy_reg 15), so the mean carries R1's share, and one plain and one R1 step
 under torch.cuda.set_sync_debug_mode("error") to show that the step never waits for the device.
-Where the time goes: torch.profiler's kernel times of one bf16 compiled chain at T = 4, batch
-1000 (without the graph, whose kernels are the same) and of one plain step of the training fast
-path, by kind of kernel and the ten longest kernels, so a missed target shows what to work on.
+Where the time goes (section profile, last, in a process of its own: nothing is timed after the
+profiler): torch.profiler's kernel times of one bf16 compiled chain at T = 4, batch 1000 (without
+the graph, whose kernels are the same) and of one plain step of the training fast path, by kind
+of kernel and the ten longest kernels, so a missed target shows what to work on.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from backends.torch_cuda.bench import (
 from backends.torch_cuda.device_data import device_batches
 from backends.torch_cuda.networks import parameter_counts
 from backends.torch_cuda.trainer import TorchTrainer
+from ddgan_core import losses
 from ddgan_core.benchmark import PAPER_SECONDS_PER_100, Measurement, summarise
 from ddgan_core.config import Config, apply_overrides, preset
 from ddgan_core.datasets import ImageDataset, index_stream
@@ -80,9 +83,11 @@ SAMPLE_PLAN = [
     (4, 100, "bf16 compiled + graph"), (4, 100, "bf16 compiled"),
     (2, 100, "eager fp32"), (2, 100, "bf16 compiled + graph"), (2, 100, "bf16 compiled"),
 ]
-PROFILE_SAMPLE = (4, 1000, "bf16 compiled")  # profiled right after its timing row (its graph is compiled by then)
 # path name -> (precision, train.compile)
 TRAIN_PATHS = {"eager fp32": ("fp32", False), "bf16 compiled (fast path)": ("bf16", True), "eager bf16": ("bf16", False)}
+# profiled (section profile): the compiled step without the graph, so that each kernel is seen (inside
+# the graph the same kernels run), and the training fast path
+PROFILE_SAMPLE, PROFILE_TRAIN = (4, 1000, "bf16 compiled"), "bf16 compiled (fast path)"
 
 
 def append_row(rows: pathlib.Path, row: dict) -> None:
@@ -150,20 +155,6 @@ def section_sample(rows: pathlib.Path) -> None:
                                precision=precision, protocol="default", batch_size=b, steps=t, warmup=SAMPLE_WARMUP)
             return {"kind": "sample", "T": t, "batch": b, "path": p, "build_s": build_s, **result.to_dict()}
         guarded(rows, "sample", f"sample T={timesteps} batch={batch} {path}", measure)
-        if (timesteps, batch, path) == PROFILE_SAMPLE:
-            guarded(rows, "sample", f"profile sample T={timesteps} batch={batch} {path}", profile_sampling)
-
-
-def profile_sampling() -> dict:
-    """Kernel times of one chain of PROFILE_SAMPLE's path (the compiled step: no CUDA graph, so that
-    each kernel is seen; inside the graph the same kernels run)."""
-    t, b, path = PROFILE_SAMPLE
-    precision, _, graph = SAMPLE_PATHS[path]
-    dev = bench_device("cuda", precision)
-    run = make_fast_sampler(cifar(t), b, None, dev, precision, compile_mode="default", cuda_graph=graph)
-    run()
-    return {"kind": "profile", "what": f"sampling, T = {t}, batch {b}, {path} (one chain)",
-            **profile_kernels(run, dev).to_dict()}
 
 
 # --- training ---------------------------------------------------------------------------------------
@@ -183,21 +174,30 @@ def sync_free(trainer: TorchTrainer, batches: Iterator[torch.Tensor], steps: tup
         torch.cuda.synchronize()
 
 
+def cifar_shaped_images() -> ImageDataset:
+    """CIFAR-10's size and shape in uint8 noise (the speed does not depend on the pixels)."""
+    return ImageDataset("cifar10-shaped noise", np.random.default_rng(0).integers(0, 256, (50_000, 3, 32, 32), dtype=np.uint8))
+
+
+def training_setup(data: ImageDataset, path: str) -> tuple[Config, torch.device, TorchTrainer, Iterator[torch.Tensor]]:
+    """The preset's trainer at TRAIN_BATCH on `path`, and its batches gathered on the device from
+    `data` by the training data path (backends/torch_cuda/device_data.py), as `ddgan train` does."""
+    precision, compiled = TRAIN_PATHS[path]
+    base = preset(PRESET)
+    config = dataclasses.replace(base, train=dataclasses.replace(
+        base.train, batch_size=TRAIN_BATCH, precision=precision, compile=compiled))
+    dev = bench_device("cuda", precision)
+    batches = device_batches(config, data, index_stream(len(data), TRAIN_BATCH, seed=0), dev)
+    if batches is None:
+        raise RuntimeError("the training images do not fit on the device")
+    return config, dev, TorchTrainer(config, dev), batches
+
+
 def section_train(rows: pathlib.Path) -> None:
-    # CIFAR-10's size and shape in uint8 noise (the speed does not depend on the pixels), held on the
-    # device and gathered per step by the training data path (backends/torch_cuda/device_data.py)
-    data = ImageDataset("cifar10-shaped noise", np.random.default_rng(0).integers(0, 256, (50_000, 3, 32, 32), dtype=np.uint8))
-    kept: dict = {}  # the fast path's trainer and batches, for its profile after its row is written
+    data = cifar_shaped_images()
     for path, (precision, compiled) in TRAIN_PATHS.items():
         def measure(p: str = path, prec: str = precision, comp: bool = compiled) -> dict:
-            base = preset(PRESET)
-            config = dataclasses.replace(base, train=dataclasses.replace(
-                base.train, batch_size=TRAIN_BATCH, precision=prec, compile=comp))
-            dev = bench_device("cuda", prec)
-            trainer = TorchTrainer(config, dev)
-            batches = device_batches(config, data, index_stream(len(data), TRAIN_BATCH, seed=0), dev)
-            if batches is None:
-                raise RuntimeError("the training images do not fit on the device")
+            config, dev, trainer, batches = training_setup(data, p)
             step = iter(range(10**9))
 
             def run() -> None:
@@ -216,24 +216,40 @@ def section_train(rows: pathlib.Path) -> None:
             after, lazy = TRAIN_WARMUP + TRAIN_REPEATS, config.train.lazy_reg
             plain = next(s for s in range(after, after + 2) if s % lazy)  # 33 (no R1)
             r1 = after + (-after) % lazy  # 45: the next R1 step
-            if comp:
-                kept.update(trainer=trainer, batches=batches, step=r1 + 1, path=p)
             return {"kind": "train", "path": p, "compile": comp, "warmup_s": warmup_s,
                     "images_per_s_mean": TRAIN_BATCH / statistics.fmean(seconds),
                     "sync_free_step": sync_free(trainer, batches, (plain, r1)), **result.to_dict()}
         guarded(rows, "train", f"train batch={TRAIN_BATCH} {path}", measure)
-        if kept:
-            guarded(rows, "train", f"profile train batch={TRAIN_BATCH} {path}", lambda: profile_training(**kept))
-            kept.clear()
 
 
-def profile_training(trainer: TorchTrainer, batches: Iterator[torch.Tensor], step: int, path: str) -> dict:
-    """Kernel times of one plain training step (`step` is not an R1 step), its batch's gather included."""
-    def run() -> None:
-        trainer.train_step(next(batches), step)
+# --- where the time goes ----------------------------------------------------------------------------
+def section_profile(rows: pathlib.Path) -> None:
+    """Kernel times of one compiled chain and of one plain step of the training fast path. A process of
+    its own, run last: the profiler leaves CUPTI attached, which slows what runs after it, so nothing
+    is timed after a profile. The graphs compile from the caches the sample and train sections left."""
+    def sampling() -> dict:
+        t, b, path = PROFILE_SAMPLE
+        precision, _, graph = SAMPLE_PATHS[path]
+        dev = bench_device("cuda", precision)
+        run = make_fast_sampler(cifar(t), b, None, dev, precision, compile_mode="default", cuda_graph=graph)
+        run()
+        return {"kind": "profile", "what": f"sampling, T = {t}, batch {b}, {path} (one chain)",
+                **profile_kernels(run, dev).to_dict()}
 
-    return {"kind": "profile", "what": f"training, batch {TRAIN_BATCH}, {path} (one plain step)",
-            **profile_kernels(run, trainer.device).to_dict()}
+    def training() -> dict:
+        config, dev, trainer, batches = training_setup(cifar_shaped_images(), PROFILE_TRAIN)
+        for step in range(TRAIN_WARMUP):  # steps 0..2: the R1 step and plain steps; compiles here
+            trainer.train_step(next(batches), step)
+        plain = next(s for s in range(TRAIN_WARMUP, TRAIN_WARMUP + 2) if not losses.r1_due(s, config.train.lazy_reg))
+
+        def run() -> None:
+            trainer.train_step(next(batches), plain)
+
+        return {"kind": "profile", "what": f"training, batch {TRAIN_BATCH}, {PROFILE_TRAIN} (one plain step)",
+                **profile_kernels(run, dev).to_dict()}
+
+    guarded(rows, "profile", f"profile sample T={PROFILE_SAMPLE[0]} batch={PROFILE_SAMPLE[1]} {PROFILE_SAMPLE[2]}", sampling)
+    guarded(rows, "profile", f"profile train batch={TRAIN_BATCH} {PROFILE_TRAIN}", training)
 
 
 # --- report -----------------------------------------------------------------------------------------
@@ -321,7 +337,7 @@ def profile_lines(profiles: list[dict], width: int = 100) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("section", choices=("env", "sample", "train", "report"))
+    parser.add_argument("section", choices=("env", "sample", "train", "profile", "report"))
     parser.add_argument("--rows", type=pathlib.Path, required=True)
     parser.add_argument("--sections", type=pathlib.Path)
     parser.add_argument("--json", type=pathlib.Path)
@@ -332,7 +348,7 @@ def main() -> None:
         return
     if not torch.cuda.is_available():
         raise SystemExit("gpu_check: PyTorch sees no CUDA device")
-    {"env": section_env, "sample": section_sample, "train": section_train}[args.section](args.rows)
+    {"env": section_env, "sample": section_sample, "train": section_train, "profile": section_profile}[args.section](args.rows)
 
 
 if __name__ == "__main__":

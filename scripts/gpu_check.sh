@@ -11,17 +11,19 @@
 #   (python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp
 #    --platform manylinux_2_17_x86_64 ... -d .whl NAME==VERSION), and run with carry [".whl"]:
 #   this script then installs .whl/*.whl into /tmp/site without the network.
-# Sections: tests sample train (default: all, in that order), e.g. `bash scripts/gpu_check.sh sample`:
+# Sections: tests sample train profile (default: all, in that order), e.g. `bash scripts/gpu_check.sh sample`:
 # a full run leaves a 15-minute device budget room to rerun one section, not the whole script.
 # Time: the whole script keeps within GPU_CHECK_BUDGET seconds (default 470: the issue asks for 8 minutes). A
 # section stops at its own limit, GPU_CHECK_LIMIT_TESTS or _SAMPLE (defaults 90 and 180), or when
-# the budget runs out; the last section asked for gets whatever is left (train: about 175 s after
-# a full run of the others, more when they finish early; compiling the training graphs, the R1
-# step's included, is most of it). A failing or timed-out section is reported and the next one
+# the budget runs out; train and the last section asked for get whatever is left (train: about
+# 175 s after a full run of tests and sample, more when they finish early; compiling the training
+# graphs, the R1 step's included, is most of it; profile then gets what train leaves). A failing or timed-out section is reported and the next one
 # runs; a failing measurement inside a section is recorded as an error row and the section goes on.
 # The tests print each test's name as it ends (-v), quick ones first, so a section stopped at its limit
-# still says which passed. Sample and train also profile one compiled chain and one fast training step
-# (kernel time by kind, the longest kernels: the report's "where the GPU time goes").
+# still says which passed. Profile (diagnostics, so last: it gets what train leaves) shows where one
+# compiled chain and one fast training step spend their GPU time (kernel time by kind, the longest
+# kernels: the report's "where the GPU time goes"); it runs in a process of its own because the
+# profiler slows whatever runs after it in the same process.
 # Results: $OUT/gpu_check.json (every row), $OUT/gpu_check.md (the tables, also printed last),
 # $OUT/gpu_check.log (everything printed). Without $OUT (by hand): ./gpu_check_out/.
 set -u
@@ -62,7 +64,7 @@ section() {  # section NAME LIMIT COMMAND...: run within min(LIMIT, what the bud
     echo "{\"section\": \"$name\", \"rc\": $rc, \"seconds\": $(( $(date +%s) - begin ))}" >>"$SECTIONS"
 }
 
-wanted=(${*:-tests sample train})
+wanted=(${*:-tests sample train profile})
 last=${wanted[${#wanted[@]}-1]}
 limit_of() {  # the section's own limit; the last one asked for runs until the budget is spent
     [ "$1" = "$last" ] && { echo "$BUDGET"; return; }
@@ -74,7 +76,8 @@ for name in "${wanted[@]}"; do
         tests) section tests "$(limit_of tests)" python3 -m pytest tests/test_torch_device_data.py tests/test_fast_path.py -k cuda -v -rs -p no:cacheprovider ;;
         sample) section sample "$(limit_of sample)" python3 benchmarks/gpu_check.py sample --rows "$ROWS" ;;
         train) section train "$(limit_of train)" python3 benchmarks/gpu_check.py train --rows "$ROWS" ;;
-        *) echo "gpu_check: unknown section '$name' (tests, sample, train)" | tee -a "$LOG" ;;
+        profile) section profile "$(limit_of profile)" python3 benchmarks/gpu_check.py profile --rows "$ROWS" ;;
+        *) echo "gpu_check: unknown section '$name' (tests, sample, train, profile)" | tee -a "$LOG" ;;
     esac
 done
 python3 benchmarks/gpu_check.py report --rows "$ROWS" --sections "$SECTIONS" \
