@@ -17,8 +17,9 @@
 # section stops at its own limit, GPU_CHECK_LIMIT_TESTS or _SAMPLE (defaults 90 and 180), or when
 # the budget runs out; train and the last section asked for get whatever is left (train: about
 # 175 s after a full run of tests and sample, more when they finish early; compiling the training
-# graphs, the R1 step's included, is most of it; profile then gets what train leaves). A failing or timed-out section is reported and the next one
-# runs; a failing measurement inside a section is recorded as an error row and the section goes on.
+# graphs, the R1 step's included, is most of it; profile then gets what train leaves). A failing
+# or timed-out section is reported and the next one runs; a failing measurement inside a section
+# is recorded as an error row and the section goes on.
 # The tests print each test's name as it ends (-v), quick ones first, so a section stopped at its limit
 # still says which passed. Profile (diagnostics, so last: it gets what train leaves) shows where one
 # compiled chain and one fast training step spend their GPU time (kernel time by kind, the longest
