@@ -167,6 +167,8 @@ def profile_kernels(run: Callable[[], object], device: torch.device, runs: int =
         events = [e for e in prof.events() if e.device_type == DeviceType.CUDA]
     else:
         events = [e for e in prof.events() if e.device_type == DeviceType.CPU and e.cpu_parent is None]
+    if not events:
+        raise DDGANError(f"torch.profiler recorded no {'CUDA kernels (it needs CUPTI)' if cuda else 'operators'}")
     return kernel_breakdown(((e.name, e.time_range.elapsed_us() / 1e6) for e in events), wall, top)
 
 
