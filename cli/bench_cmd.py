@@ -54,14 +54,6 @@ def _batch(batch_size: Optional[int], protocol: str, default: int) -> int:
     return default if batch_size is None else batch_size
 
 
-def _profiled_module(backend: str, profile: bool) -> ModuleType:
-    """The backend's bench module; --profile needs one that profiles (torch)."""
-    module = load_bench_module(backend)
-    if profile and not hasattr(module, "profile_kernels"):
-        raise DDGANError(f"--profile: the {backend} backend has no profiler (torch has)")
-    return module
-
-
 def _print(result: BenchResult, as_json: bool, path: str = "eager") -> None:
     if as_json:
         typer.echo(json.dumps({**result.to_dict(), "path": path}))
@@ -133,17 +125,17 @@ def bench_sample(
     batch = _batch(batch_size, protocol, PAPER_BATCH)
     check_counts(batch, warmup, repeats)
     config = preset(preset_name)
-    module = _profiled_module(backend, profile)
+    module = load_bench_module(backend)
     steps = config.diffusion.timesteps if steps is None else steps
-    options, path = ({"profile": True} if profile else {}), "eager"
+    options, path = {}, "eager"
     if fast:
         if not hasattr(module, "make_fast_sampler"):
             raise DDGANError(f"--fast: the {backend} backend has no fast sampling path")
         mode = None if compile_mode == "none" else compile_mode
         graph = cuda_graph and module.bench_device(device, precision).type == "cuda"
-        options.update(fast=True, compile_mode=mode, cuda_graph=graph)
+        options = {"fast": True, "compile_mode": mode, "cuda_graph": graph}
         path = " + ".join([f"compiled ({mode})" if mode else "not compiled", "channels_last"] + ["CUDA graph"] * graph)
-    measurement = module.bench_sample(config, batch, steps, device, precision, warmup, repeats, **options)
+    measurement = module.bench_sample(config, batch, steps, device, precision, warmup, repeats, profile=profile, **options)
     _print(summarise(measurement, kind="sample", backend=backend, preset=preset_name, device=device or "auto",
                      precision=precision, protocol=protocol, batch_size=batch, steps=steps, warmup=warmup), as_json, path)
 
@@ -170,9 +162,8 @@ def bench_train(
         config = apply_overrides(config, ["train.compile=true"])
     batch = _batch(batch_size, protocol, config.train.batch_size)
     check_counts(batch, warmup, repeats)
-    module = _profiled_module(backend, profile)
-    measurement = module.bench_train(config, batch, device, precision, warmup, repeats,
-                                     **({"profile": True} if profile else {}))
+    module = load_bench_module(backend)
+    measurement = module.bench_train(config, batch, device, precision, warmup, repeats, profile=profile)
     _print(summarise(measurement, kind="train", backend=backend, preset=preset_name, device=device or "auto",
                      precision=precision, protocol=protocol, batch_size=batch, steps=None, warmup=warmup), as_json,
            "compiled (default) + channels_last" if fast else "eager")

@@ -224,14 +224,14 @@ def _losses_over_steps(config, device, steps, wake=False):
     return [trainer.read_scalars(trainer.train_step(batch, step)) for step in range(steps)], trainer
 
 
-def _compiled_run_follows_eager(config, rel):
+def _compiled_run_follows_eager(config, rel, device=CPU):
     """Three steps (R1 at 0 and 2) eager and with train.compile from the same woken networks: the
     compiled run has no graph break, one graph each for G without and with grad, D with trainable
     and with frozen weights, and the R1 step, and its losses equal eager's within `rel`."""
-    eager, _ = _losses_over_steps(config, CPU, 3, wake=True)
+    eager, _ = _losses_over_steps(config, device, 3, wake=True)
     torch._dynamo.reset()  # no compiled code from earlier tests: every graph below is this run's
     torch._dynamo.utils.counters.clear()
-    fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), CPU, 3, wake=True)
+    fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), device, 3, wake=True)
     assert not torch._dynamo.utils.counters["graph_break"], dict(torch._dynamo.utils.counters["graph_break"])
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == 5
     assert eager[0]["r1"] > 1e-7 and eager[2]["r1"] != eager[0]["r1"]  # published init: about 1e-16
@@ -329,13 +329,8 @@ def test_cuda_compiled_bf16_graph_is_close_to_eager_fp32(tiny):
 @needs_cuda
 def test_cuda_compiled_training_follows_eager_and_makes_no_host_synchronisation(tiny):
     cuda = torch.device("cuda")
-    config = apply_overrides(tiny, ["batch_size=4", "lazy_reg=2"])
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    eager, _ = _losses_over_steps(config, cuda, 3, wake=True)
-    fast, trainer = _losses_over_steps(apply_overrides(config, ["train.compile=true"]), cuda, 3, wake=True)
-    for e, f in zip(eager, fast):
-        for key in ("loss_d", "loss_g", "r1"):
-            assert f[key] == pytest.approx(e[key], rel=1e-3), key
+    trainer = _compiled_run_follows_eager(apply_overrides(tiny, ["batch_size=4", "lazy_reg=2"]), rel=1e-3, device=cuda)
     batch = np.random.default_rng(1).uniform(-1, 1, (4, 3, 16, 16)).astype(np.float32)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")

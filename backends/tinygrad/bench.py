@@ -85,13 +85,14 @@ def make_sampler(config: Config, batch_size: int, steps: int | None, device: str
 
 def bench_sample(
     config: Config, batch_size: int, steps: int | None, device: str | None, precision: str, warmup: int, repeats: int,
-    fast: bool = False, **options: object,
+    fast: bool = False, profile: bool = False, **options: object,
 ) -> Measurement:
     """Sampling speed of the preset's generator: seconds per batch of `batch_size` images.
 
     tinygrad has one sampling path (jitted generator, eager chain arithmetic), so `fast` and any
-    other option of the PyTorch fast path are refused.
+    other option of the PyTorch fast path are refused, and it has no profiler (`profile`).
     """
+    check_no_profile(profile)
     if fast or options:
         named = ", ".join(["fast"] * fast + sorted(options))
         raise DDGANError(f"the tinygrad backend has no fast sampling path (cannot honour: {named})")
@@ -102,8 +103,10 @@ def bench_sample(
 
 def bench_train(
     config: Config, batch_size: int, device: str | None, precision: str, warmup: int, repeats: int,
+    profile: bool = False,
 ) -> Measurement:
     """Training speed: seconds per iteration on `training_batch`, after both jitted variants are captured."""
+    check_no_profile(profile)
     dev = bench_device(device, precision)
     config, batch = training_batch(config, batch_size)
     check_train_settings(config)
@@ -117,6 +120,11 @@ def bench_train(
         run()
     seconds = time_runs(run, dev, warmup, repeats)
     return Measurement(seconds, peak_memory_bytes(dev), device_description(dev))
+
+
+def check_no_profile(profile: bool) -> None:
+    if profile:
+        raise DDGANError("--profile: the tinygrad backend has no profiler (torch has)")
 
 
 def _capture_iterations(config: Config) -> int:
