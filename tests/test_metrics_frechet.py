@@ -79,7 +79,16 @@ def test_singular_covariances_need_no_offset():
     s1, s2 = rotation @ np.diag(a) @ rotation.T, rotation @ np.diag(b) @ rotation.T
     s1, s2 = 0.5 * (s1 + s1.T), 0.5 * (s2 + s2.T)
     expected = np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
-    assert frechet_distance(np.zeros(8), s1, np.zeros(8), s2) == pytest.approx(expected, abs=1e-7)
+    assert frechet_distance(np.zeros(8), s1, np.zeros(8), s2) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("samples", "features"), [(20, 64), (100, 256)])
+def test_fewer_samples_than_features_score_zero_against_themselves(samples, features):
+    """A covariance of N < F samples has F - N + 1 zero eigenvalues. They come back as +-eps |S|,
+    and their square roots (about 1e-8 |S|^{1/2} each) must not enter tr((S S)^{1/2}) = tr(S)."""
+    x = 3.0 * np.random.default_rng(1).standard_normal((samples, features))
+    mu, sigma = feature_statistics(x)
+    assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-12 * np.trace(sigma)
 
 
 def test_identical_feature_sets_score_zero_and_shifted_sets_score_the_shift():

@@ -24,10 +24,22 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mu, sigma
 
 
+def _psd_eigenvalues(eigenvalues: np.ndarray) -> np.ndarray:
+    """A symmetric PSD matrix's computed eigenvalues with those within the solver's round-off of
+    zero (|lambda| <= n eps max|lambda|) set to zero.
+
+    Why: a zero eigenvalue comes back as about +-eps |M|, and its square root, about 1e-8 |M|^{1/2},
+    is not round-off any more; a covariance of N < F samples has F - N + 1 of them, so without
+    this tr((S1 S2)^{1/2}) carries a bias that grows with the rank deficiency.
+    """
+    floor = eigenvalues.size * np.finfo(np.float64).eps * float(np.abs(eigenvalues).max(initial=0.0))
+    return np.where(eigenvalues > floor, eigenvalues, 0.0)
+
+
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a symmetric PSD matrix (round-off negative eigenvalues -> 0)."""
+    """Symmetric square root of a symmetric PSD matrix."""
     eigenvalues, vectors = np.linalg.eigh(matrix)
-    return (vectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ vectors.T
+    return (vectors * np.sqrt(_psd_eigenvalues(eigenvalues))) @ vectors.T
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
@@ -37,12 +49,12 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     share their spectrum), so the trace is sum sqrt(eigvalsh(S1^{1/2} S2 S1^{1/2})). Only
     symmetric eigen-solvers are used: no complex round-off as with a general sqrtm, and
     singular covariances (fewer samples than features) need no eps offset, because the
-    symmetric route is defined, and exact, for PSD matrices of any rank.
+    symmetric route is defined, and exact to round-off, for PSD matrices of any rank.
     """
     root = _psd_sqrt(sigma1)
     middle = root @ sigma2 @ root
     eigenvalues = np.linalg.eigvalsh(0.5 * (middle + middle.T))
-    return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
+    return float(np.sqrt(_psd_eigenvalues(eigenvalues)).sum())
 
 
 def _statistics(name: str, mu: np.ndarray, sigma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
