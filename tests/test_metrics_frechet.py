@@ -11,6 +11,7 @@ from hypothesis.extra import numpy as hnp
 
 from ddgan_core.errors import DDGANError
 from ddgan_core.metrics import feature_statistics, frechet_distance
+from ddgan_core.metrics.frechet import trace_sqrt_product
 
 finite = st.floats(-10, 10, allow_nan=False)
 
@@ -89,6 +90,18 @@ def test_fewer_samples_than_features_score_zero_against_themselves(samples, feat
     x = 3.0 * np.random.default_rng(1).standard_normal((samples, features))
     mu, sigma = feature_statistics(x)
     assert abs(frechet_distance(mu, sigma, mu, sigma)) < 1e-12 * np.trace(sigma)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_rank_one_covariance_against_fewer_samples_than_features_is_exact(seed):
+    """S1 = u u^T, S2 of N < F samples: S1 and S2 do not commute, yet tr((S1 S2)^{1/2}) = sqrt(u^T S2 u)
+    (S1 S2 has rank one, its one eigenvalue is u^T S2 u); in either order, to round-off."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(32)
+    _, s2 = feature_statistics(rng.standard_normal((10, 32)))
+    expected = np.sqrt(u @ s2 @ u)
+    assert trace_sqrt_product(np.outer(u, u), s2) == pytest.approx(expected, rel=1e-12)
+    assert trace_sqrt_product(s2, np.outer(u, u)) == pytest.approx(expected, rel=1e-12)
 
 
 def test_identical_feature_sets_score_zero_and_shifted_sets_score_the_shift():
