@@ -14,6 +14,7 @@ from ddgan_core.metrics import feature_statistics, frechet_distance
 from ddgan_core.metrics.frechet import trace_sqrt_product
 
 finite = st.floats(-10, 10, allow_nan=False)
+variances = st.one_of(st.just(0.0), st.floats(1e-5, 20))  # zero or resolvable: see the diagonal test
 
 
 def _random_spd(rng: np.random.Generator, dim: int, rank: int | None = None) -> np.ndarray:
@@ -42,13 +43,17 @@ def test_single_feature_gives_a_1x1_covariance():
         lambda d: st.tuples(
             hnp.arrays(np.float64, d, elements=finite),
             hnp.arrays(np.float64, d, elements=finite),
-            hnp.arrays(np.float64, d, elements=st.floats(0, 20)),
-            hnp.arrays(np.float64, d, elements=st.floats(0, 20)),
+            hnp.arrays(np.float64, d, elements=variances),
+            hnp.arrays(np.float64, d, elements=variances),
         )
     )
 )
 def test_diagonal_covariances_match_the_closed_form(case):
-    """Commuting covariances: d^2 = |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2, zero variances included."""
+    """Commuting covariances: d^2 = |mu1 - mu2|^2 + sum (sqrt(a) - sqrt(b))^2, zero variances included.
+
+    Variances are zero or resolvable (>= 1e-5, so that every product a b is far above the numerical
+    rank tolerance d eps max(a b)). Below that tolerance an eigenvalue is numerically zero, as for
+    np.linalg.matrix_rank, and counts as zero: the tests of rank-deficient covariances below."""
     mu1, mu2, a, b = case
     expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(a) - np.sqrt(b)) ** 2)
     got = frechet_distance(mu1, np.diag(a), mu2, np.diag(b))

@@ -26,7 +26,8 @@ def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _psd_eigenvalues(eigenvalues: np.ndarray) -> np.ndarray:
     """A symmetric PSD matrix's computed eigenvalues with those within the solver's round-off of
-    zero (lambda <= n eps max|lambda|, round-off negatives included) set to zero.
+    zero (lambda <= n eps max|lambda|, np.linalg.matrix_rank's tolerance; round-off negatives
+    included) set to zero.
 
     Why: a zero eigenvalue comes back as about +-eps |M|, and its square root, about 1e-8 |M|^{1/2},
     is not round-off any more; a covariance of N < F samples has F - N + 1 of them, so without
