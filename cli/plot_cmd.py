@@ -1,4 +1,4 @@
-"""`ddgan plot RUN`: training curves, the reverse chain level by level, and (mixture1d) the model's
+"""`ddgan plot [RUN | --run RUN]`: training curves, the reverse chain level by level, and (mixture1d) the model's
 denoising steps over the exact ones."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ddgan_core.metrics.denoising import best_gaussian_step, mixture_support
 from ddgan_core.mixture import GaussianMixture
 from ddgan_core.oracle import MixtureOracle
 from ddgan_core.pictures import save_image_grid
-from ddgan_core.rundir import RunDir
+from ddgan_core.rundir import RunDir, newest_run
 from ddgan_core.schedule import schedule_from_config
 
 CURVES = (("losses", ("loss_d", "loss_g")), ("R1 penalty", ("r1",)), ("learning rate", ("lr_g", "lr_d")),
@@ -130,14 +130,19 @@ def plot_steps(model: EntryChainModel, mixture: GaussianMixture, config, seed: i
 
 @app.command("plot")
 def plot(
-    run_path: pathlib.Path = typer.Argument(..., metavar="RUN", help="Run directory."),
+    run_path: Optional[pathlib.Path] = typer.Argument(None, metavar="RUN", show_default=False,
+                                                      help="Run directory (default: the newest under ./runs)."),
+    run_option: Optional[pathlib.Path] = typer.Option(None, "--run", help="The run directory, as `sample` and `eval` take it."),
     out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Output folder (default RUN/plots)."),
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad (samples the chain)."),
     seed: int = seed_option(),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
 ) -> None:
     """Pictures of a run: curves.png, chain.png, and steps.png for mixture1d."""
-    run = RunDir.existing(run_path)
+    if run_path is not None and run_option is not None and run_path != run_option:
+        raise DDGANError(f"two runs given: {run_path} and --run {run_option}; pass one")
+    chosen = run_path if run_path is not None else run_option
+    run = RunDir.existing(chosen) if chosen is not None else newest_run()
     folder = out if out is not None else run.path / "plots"
     written = [plot_curves(run, folder / "curves.png")]
     if run.last_checkpoint.is_file():

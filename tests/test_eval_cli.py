@@ -126,6 +126,25 @@ def test_plot_of_a_mixture1d_run_adds_the_step_densities(monkeypatch, capsys, li
     assert width > 600 and height > 300  # 2 steps x 3 fixed points
 
 
+def test_plot_takes_the_run_as_sample_and_eval_do_and_defaults_to_the_newest(monkeypatch, capsys, grid_run, tmp_path):
+    import os
+    import shutil
+
+    for name in ("older", "newer"):
+        shutil.copytree(grid_run, tmp_path / "runs" / name)
+    os.utime(tmp_path / "runs" / "older" / "config.json", (1e9, 1e9))
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _ddgan(monkeypatch, capsys, "plot", "--device", "cpu")
+    assert code == 0, err
+    assert (tmp_path / "runs" / "newer" / "plots" / "chain.png").is_file()
+    assert not (tmp_path / "runs" / "older" / "plots").exists()
+    code, _, err = _ddgan(monkeypatch, capsys, "plot", "--run", "runs/older", "--device", "cpu")
+    assert code == 0, err
+    assert (tmp_path / "runs" / "older" / "plots" / "curves.png").is_file()
+    code, _, err = _ddgan(monkeypatch, capsys, "plot", "runs/older", "--run", "runs/newer")
+    assert code == 2 and "two runs given" in err and err.count("\n") == 1, err
+
+
 class _SevenReader:
     """A stand-in digit classifier that reads every digit as a 7."""
 
