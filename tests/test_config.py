@@ -23,6 +23,14 @@ def test_published_hyperparameters():
     assert (church.diffusion.timesteps, church.train.r1_gamma, church.train.lr_g, church.train.ema_decay) == (4, 1.0, 1.6e-4, 0.999)
 
 
+def test_preset_lengths_are_the_published_epochs_over_the_reference_codes_training_sets():
+    # epochs x training images / global batch: CIFAR-10 1,800 x 50,000 / 256, CelebA-HQ 800 x
+    # 27,000 / 32 (its train split), LSUN Church 500 x 120,000 / 64 (the subset the reference trains on)
+    lengths = {name: (preset(name).train.iterations, preset(name).train.batch_size)
+               for name in ("cifar10", "celeba256", "lsun_church256")}
+    assert lengths == {"cifar10": (351_562, 256), "celeba256": (675_000, 32), "lsun_church256": (937_500, 64)}
+
+
 def test_overrides_with_and_without_sections():
     c = apply_overrides(preset("cifar10"), ["train.lr_g=2e-4", "timesteps=2", "ch_mult=1,2", "random_flip=false"])
     assert (c.train.lr_g, c.diffusion.timesteps, c.generator.ch_mult, c.data.random_flip) == (2e-4, 2, (1, 2), False)

@@ -4,7 +4,7 @@ Both read the step label k through a fixed sinusoidal embedding concatenated to 
 use LeakyReLU(0.2) between layers (the usual GAN choice; it keeps gradients for negative inputs).
 With `frequencies` L > 0 each point coordinate x is also fed as sin(2^j x), cos(2^j x), j < L
 (a fixed positional encoding, no parameters): a plain MLP learns the sharp structure of mode
-grids very slowly (spectral bias), which this removes; the toy2d preset uses L = 4.
+grids very slowly (spectral bias), which this removes; the toy2d preset uses L = 5.
 """
 
 from __future__ import annotations
