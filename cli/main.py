@@ -11,6 +11,7 @@ import importlib
 import sys
 import warnings
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
@@ -37,17 +38,47 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:
     return f"warning: {message}\n"
 
 
+try:  # the Click that Typer parses with: its own copy from typer 0.2x on, else Click itself
+    from typer._click.exceptions import ClickException as _ClickException
+except ImportError:
+    from click.exceptions import ClickException as _ClickException
+
+
+def _fail(message: str, status: int = 2) -> None:
+    Console(stderr=True).print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(status)
+
+
+def _os_error_message(exc: OSError) -> str:
+    """'File exists: afile' rather than '[Errno 17] File exists: 'afile''."""
+    if exc.strerror and exc.filename is not None:
+        return f"{exc.strerror}: {exc.filename}"
+    return str(exc) or type(exc).__name__
+
+
 def app() -> None:
-    """Run the CLI, turning project errors into one-line messages."""
+    """Run the CLI, turning project errors, usage errors (Click's, which Typer would draw as a
+    several-line box), file-system errors on the paths given and exhausted memory into one line."""
     warnings.formatwarning = _one_line_warning
     try:
-        _typer_app()
+        status = _typer_app(standalone_mode=False)
     except DDGANError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
+        _fail(str(exc))
+    except _ClickException as exc:
+        lines = exc.format_message().splitlines()
+        if not lines:  # a command group called bare: Click has printed its help
+            sys.exit(exc.exit_code)
+        context = getattr(exc, "ctx", None)
+        hint = f" (see {context.command_path} --help)" if context is not None else ""
+        _fail(lines[0] + hint, exc.exit_code)
+    except OSError as exc:
+        _fail(_os_error_message(exc))
+    except MemoryError as exc:
+        _fail(f"out of memory: {str(exc) or 'ask for less (a smaller batch, fewer samples)'}")
+    except (KeyboardInterrupt, typer.Abort):
         Console(stderr=True).print("interrupted")
         sys.exit(130)
+    sys.exit(status if isinstance(status, int) else 0)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from ddgan_core.errors import DDGANError
 
 EPS = 1e-3
 SCHEDULE_KINDS = ("vp", "geometric")
+MAX_TIMESTEPS = 1000  # a DDPM-length chain; DDGAN itself takes T <= 8
 
 
 class ScheduleError(DDGANError, ValueError):
@@ -61,13 +62,15 @@ def make_schedule(
     timesteps: int = 4, beta_min: float = 0.1, beta_max: float = 20.0, kind: str = "vp"
 ) -> Schedule:
     """Build the schedule of DESIGN 2.1, refusing parameters that would not give one."""
-    if isinstance(timesteps, bool) or int(timesteps) != timesteps or timesteps < 1:
-        raise ScheduleError(f"timesteps must be an integer >= 1, got {timesteps}")
+    if isinstance(timesteps, bool) or int(timesteps) != timesteps or not 1 <= timesteps <= MAX_TIMESTEPS:
+        raise ScheduleError(f"timesteps must be an integer from 1 to {MAX_TIMESTEPS}, got {timesteps}")
     timesteps = int(timesteps)
     if kind not in SCHEDULE_KINDS:
         raise ScheduleError(f"unknown schedule kind '{kind}' (known: {', '.join(SCHEDULE_KINDS)})")
-    if not (math.isfinite(beta_min) and math.isfinite(beta_max)) or beta_min <= 0:
+    if not math.isfinite(beta_min) or beta_min <= 0:
         raise ScheduleError(f"beta_min must be a finite number > 0, got {beta_min}")
+    if not math.isfinite(beta_max):
+        raise ScheduleError(f"beta_max must be a finite number, got {beta_max}")
     if beta_max <= beta_min:
         raise ScheduleError(f"beta_max must be greater than beta_min, got {beta_max} <= {beta_min}")
 
@@ -83,7 +86,8 @@ def make_schedule(
             )
         abar = 1.0 - variance
 
-    betas = 1.0 - abar[1:] / abar[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):  # alphabar underflowing to 0 is refused just below
+        betas = 1.0 - abar[1:] / abar[:-1]
     if not np.all((betas > 0) & (betas < 1)):
         raise ScheduleError("schedule parameters give betas outside (0, 1)")
     alphas_cumprod = np.concatenate([[1.0], np.cumprod(1.0 - betas)])

@@ -49,7 +49,17 @@ def _ddgan(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_bad_input_gives_a_one_line_error_and_non_zero_exit(tmp_path):
+    (tmp_path / "afile").write_text("a file, not a folder")
+    (tmp_path / "folder.png").mkdir()
     for args in (
+        ["train", "--iterations", "abc"],  # usage errors: one line, not Typer's boxed panel
+        ["sample", "--bogus"],
+        ["figure", "nosuch"],
+        ["schedule", "--timesteps", "99999999999999999999"],
+        ["schedule", "--beta-max", "nan"],
+        ["schedule", "--beta-max", "1e10"],  # and no numpy warning line before it
+        ["figure", "denoising", "--out", str(tmp_path / "afile" / "fig.png")],  # paths the OS refuses
+        ["figure", "denoising", "--out", str(tmp_path / "folder.png")],
         ["schedule", "--kind", "geometric"],
         ["schedule", "--timesteps", "0"],
         ["info", "--preset", "imagenet"],

@@ -82,7 +82,9 @@ def test_every_preset_passes_the_training_checks(name):
         ("ema_decay=1", "train.ema_decay must lie in [0, 1)"),
         ("train.seed=-1", "train.seed must not be negative"),
         ("data.scale=0", "data.scale must be positive"),
-        ("diffusion.timesteps=0", "timesteps must be an integer >= 1"),
+        ("diffusion.timesteps=0", "timesteps must be an integer from 1 to 1000"),
+        ("diffusion.timesteps=1001", "timesteps must be an integer from 1 to 1000"),
+        ("diffusion.beta_max=nan", "beta_max must be a finite number"),
         ("generator.nz=0", "generator.nz must be positive"),
     ],
 )

@@ -1,5 +1,7 @@
 """The schedule of DESIGN 2.1: pinned reference values and properties of random schedules."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -39,6 +41,9 @@ def test_alphabar_decreases_within_unit_interval(s):
     [
         (dict(timesteps=0), "timesteps"),
         (dict(timesteps=2.5), "timesteps"),
+        (dict(timesteps=10**20), "timesteps must be an integer from 1 to 1000"),  # not a 10^20-entry array
+        (dict(beta_max=float("nan")), "beta_max must be a finite number"),  # blames beta_max, not beta_min
+        (dict(beta_max=float("inf")), "beta_max must be a finite number"),
         (dict(beta_min=0.0), "beta_min"),
         (dict(beta_min=-1.0), "beta_min"),
         (dict(beta_min=5.0, beta_max=5.0), "beta_max"),
@@ -51,6 +56,13 @@ def test_alphabar_decreases_within_unit_interval(s):
 def test_invalid_parameters_are_refused_with_a_message(kwargs, message):
     with pytest.raises(ScheduleError, match=message):
         make_schedule(**kwargs)
+
+
+def test_a_beta_max_that_underflows_alphabar_is_refused_without_a_numpy_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the 0/0 of an underflowed alphabar must not warn first
+        with pytest.raises(ScheduleError, match="betas outside"):
+            make_schedule(beta_max=1e10)
 
 
 def test_geometric_schedule_matches_its_definition():
