@@ -55,7 +55,8 @@ class _Source:
             self.stored = load_samples_file(samples)
             self.name = str(samples)
             return
-        run_dir = RunDir.existing(run) if run is not None else newest_run()
+        run_dir = (RunDir.existing(run) if run is not None
+                   else newest_run(with_checkpoint=True, hint="pass --run DIR or --samples FILE"))
         self.checkpoint = run_dir.last_checkpoint
         if not self.checkpoint.is_file():
             raise EvaluationError(f"{run_dir.path} has no checkpoint yet ({self.checkpoint})")

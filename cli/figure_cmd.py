@@ -10,6 +10,7 @@ import typer
 from cli.app import app
 from ddgan_core.datasets.toy import mixture1d
 from ddgan_core.errors import DDGANError
+from ddgan_core.output_paths import check_output_file
 from ddgan_core.oracle import MixtureOracle
 from ddgan_core.schedule import make_schedule
 
@@ -28,6 +29,7 @@ def denoising(
     """The paper's Figure 2: the true denoising distribution grows multimodal as steps get larger."""
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise DDGANError(f"--out must end in .png, .pdf or .svg, got '{out}'")
+    check_output_file(out)
     import matplotlib
 
     matplotlib.use("Agg")

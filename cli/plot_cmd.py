@@ -18,6 +18,7 @@ from ddgan_core.evaluation import STEP_QUANTILES, EntryChainModel, mixture_quant
 from ddgan_core.metrics.denoising import best_gaussian_step, mixture_support
 from ddgan_core.mixture import GaussianMixture
 from ddgan_core.oracle import MixtureOracle
+from ddgan_core.output_paths import check_output_folder
 from ddgan_core.pictures import save_image_grid
 from ddgan_core.rundir import RunDir, newest_run
 from ddgan_core.schedule import schedule_from_config
@@ -44,9 +45,14 @@ def _save(fig, path: pathlib.Path) -> pathlib.Path:
     return path
 
 
+def _number(value: object) -> float:
+    """A logged value as a float; missing or non-numeric values are gaps in the curve."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
+
+
 def plot_curves(run: RunDir, path: pathlib.Path) -> pathlib.Path:
     """Losses, R1, learning rates and images/s against the step, from metrics.jsonl."""
-    records = run.read_metrics()
+    records = [r for r in run.read_metrics() if isinstance(r.get("step"), int)]
     if not records:
         raise DDGANError(f"{run.metrics_path} holds no logged steps yet")
     plt = _pyplot()
@@ -54,7 +60,7 @@ def plot_curves(run: RunDir, path: pathlib.Path) -> pathlib.Path:
     steps = np.array([r["step"] for r in records])
     for ax, (title, keys) in zip(axes, CURVES):
         for key in keys:
-            values = np.array([r.get(key, np.nan) for r in records], dtype=np.float64)
+            values = np.array([_number(r.get(key)) for r in records], dtype=np.float64)
             ax.plot(steps, values, label=key, lw=1.2)
         ax.set_title(title)
         ax.set_xlabel("step")
@@ -142,8 +148,9 @@ def plot(
     if run_path is not None and run_option is not None and run_path != run_option:
         raise DDGANError(f"two runs given: {run_path} and --run {run_option}; pass one")
     chosen = run_path if run_path is not None else run_option
-    run = RunDir.existing(chosen) if chosen is not None else newest_run()
+    run = RunDir.existing(chosen) if chosen is not None else newest_run(hint="pass RUN")
     folder = out if out is not None else run.path / "plots"
+    check_output_folder(folder)
     written = [plot_curves(run, folder / "curves.png")]
     if run.last_checkpoint.is_file():
         entry = load_backend(backend)

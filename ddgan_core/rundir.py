@@ -13,6 +13,7 @@ import sys
 
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
+from ddgan_core.output_paths import check_output_folder
 
 RUNS_ROOT = pathlib.Path("runs")
 
@@ -54,7 +55,8 @@ class RunDir:
     def create(cls, path: str | pathlib.Path, config: Config, backend: str, versions: dict[str, str]) -> "RunDir":
         """Start a new run; refuses a directory that exists and is not empty."""
         run = cls(path)
-        if run.path.exists() and (not run.path.is_dir() or any(run.path.iterdir())):
+        check_output_folder(run.path)
+        if run.path.is_dir() and any(run.path.iterdir()):
             raise RunDirError(f"run directory {run.path} exists and is not empty: use --resume or another --out")
         run.checkpoints.mkdir(parents=True, exist_ok=True)
         run.samples.mkdir(parents=True, exist_ok=True)
@@ -78,13 +80,26 @@ class RunDir:
         return Config.from_dict(json.loads(self.config_path.read_text())["config"])
 
     def log(self, record: dict) -> None:
-        with self.metrics_path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        """Append one line; after a killed run's cut-off last line, on a line of its own."""
+        with self.metrics_path.open("ab+") as handle:  # appends go to the end whatever the read position
+            size = handle.seek(0, 2)
+            cut_off = size > 0 and handle.seek(size - 1) >= 0 and handle.read(1) != b"\n"
+            handle.write((("\n" if cut_off else "") + json.dumps(record) + "\n").encode())
 
     def read_metrics(self) -> list[dict]:
+        """The logged records, skipping lines that are not one JSON object (the cut-off last line
+        of a run killed while it logged, or a line mangled by hand)."""
         if not self.metrics_path.exists():
             return []
-        return [json.loads(line) for line in self.metrics_path.read_text().splitlines() if line.strip()]
+        records = []
+        for line in self.metrics_path.read_text(errors="replace").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+        return records
 
 
 def default_run_path(config: Config, root: pathlib.Path = RUNS_ROOT) -> pathlib.Path:
@@ -92,9 +107,15 @@ def default_run_path(config: Config, root: pathlib.Path = RUNS_ROOT) -> pathlib.
     return root / f"{config.data.dataset}-{config.preset}-{stamp}"
 
 
-def newest_run(root: pathlib.Path = RUNS_ROOT) -> RunDir:
-    """The most recently created run under `root` (by config.json time)."""
+def newest_run(root: pathlib.Path = RUNS_ROOT, *, with_checkpoint: bool = False, hint: str = "pass --run DIR") -> RunDir:
+    """The most recently created run under `root` (by config.json time); with `with_checkpoint`,
+    the newest that has written a checkpoint (a run that failed or was stopped before its first
+    one has nothing to sample or resume, and must not hide an older run that has)."""
     candidates = sorted(root.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
-    if not candidates:
-        raise RunDirError(f"no runs under {root}/: train one first, or pass --run DIR or --checkpoint FILE")
-    return RunDir(candidates[-1].parent)
+    runs = [RunDir(found.parent) for found in candidates]
+    if with_checkpoint:
+        runs = [run for run in runs if run.last_checkpoint.is_file()]
+    if not runs:
+        what = "with a checkpoint " if with_checkpoint and candidates else ""
+        raise RunDirError(f"no runs {what}under {root}/: train one first, or {hint}")
+    return runs[-1]

@@ -10,6 +10,7 @@ import numpy as np
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.mixture import GaussianMixture
+from ddgan_core.output_paths import check_output_file
 from ddgan_core.pictures import save_image_grid, save_point_plot
 from ddgan_core.training_loop import to_data_units, to_network_units
 
@@ -36,6 +37,7 @@ def one_step_in_data_units(
 def check_output_path(out: pathlib.Path) -> None:
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DDGANError(f"--out must end in .png (a picture) or .npz (arrays), got '{out}'")
+    check_output_file(out)
 
 
 def write_samples(

@@ -37,7 +37,9 @@ def resolve_checkpoint(run: pathlib.Path | None, checkpoint: pathlib.Path | None
         raise DDGANError("pass either --run or --checkpoint, not both")
     if checkpoint is not None:
         return checkpoint
-    return (RunDir.existing(run) if run is not None else newest_run()).last_checkpoint
+    if run is not None:
+        return RunDir.existing(run).last_checkpoint
+    return newest_run(with_checkpoint=True, hint="pass --run DIR or --checkpoint FILE").last_checkpoint
 
 
 def load_training_data(config: Config) -> tuple[Config, Dataset]:
@@ -97,7 +99,7 @@ def train_session(
         raise DDGANError("multi-process training needs an explicit --out RUN_DIR shared by every process")
     checkpoint = None
     if resume:
-        run = RunDir.existing(out if out is not None else newest_run().path)
+        run = RunDir.existing(out) if out is not None else newest_run(with_checkpoint=True, hint="pass --out RUN_DIR")
         checkpoint = load_checkpoint(run.last_checkpoint)
         config = resumed_config(checkpoint, resume_changes)
         if checkpoint.step >= config.train.iterations:
@@ -110,10 +112,10 @@ def train_session(
     if check_backend is not None:
         check_backend(config)
     batch = per_rank_batch(config.train.batch_size, world_size)
+    trainer = make_trainer(config)  # before the run directory: a trainer that cannot be built leaves none
     if not resume:
         path = out if out is not None else default_run_path(config)
         run = RunDir.create(path, config, backend, versions) if rank == 0 else RunDir(path)
-    trainer = make_trainer(config)
     if checkpoint is not None:
         trainer.load_state(checkpoint)
     start = checkpoint.step if checkpoint is not None else 0

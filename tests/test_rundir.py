@@ -1,0 +1,73 @@
+"""Run directories (DESIGN 6) and the output-path checks that keep their files safe."""
+
+import os
+
+import pytest
+
+from ddgan_core.config import preset
+from ddgan_core.errors import DDGANError
+from ddgan_core.output_paths import check_output_file, check_output_folder
+from ddgan_core.rundir import RunDir, RunDirError, newest_run
+
+
+def _run(root, name: str, when: float, checkpoint: bool) -> RunDir:
+    run = RunDir.create(root / name, preset("tiny"), "torch", {})
+    if checkpoint:
+        run.last_checkpoint.write_bytes(b"weights")
+    os.utime(run.config_path, (when, when))
+    return run
+
+
+def test_newest_run_with_a_checkpoint_skips_newer_runs_that_never_wrote_one(tmp_path):
+    _run(tmp_path, "good", 1e9, checkpoint=True)
+    _run(tmp_path, "failed", 2e9, checkpoint=False)  # e.g. a run that ran out of memory at its first step
+    assert newest_run(tmp_path).path.name == "failed"  # `plot` can still show its curves
+    assert newest_run(tmp_path, with_checkpoint=True).path.name == "good"
+    (tmp_path / "good" / "checkpoints" / "last.safetensors").unlink()
+    with pytest.raises(RunDirError, match="no runs with a checkpoint under .*: train one first, or pass RUN"):
+        newest_run(tmp_path, with_checkpoint=True, hint="pass RUN")
+
+
+def test_a_cut_off_last_line_is_skipped_and_the_next_record_starts_a_line_of_its_own(tmp_path):
+    run = RunDir.create(tmp_path / "run", preset("tiny"), "torch", {})
+    run.log({"step": 10, "loss_d": 1.0})
+    with run.metrics_path.open("a") as handle:
+        handle.write('{"step": 20, "loss_d": 1.')  # killed while logging
+    assert run.read_metrics() == [{"step": 10, "loss_d": 1.0}]
+    run.log({"step": 20, "loss_d": 0.5})  # the resumed run logs again
+    with run.metrics_path.open("a") as handle:
+        handle.write('[1, 2]\nnot json\n')
+    run.log({"step": 30, "loss_d": 0.25})
+    assert [r["step"] for r in run.read_metrics()] == [10, 20, 30]
+
+
+@pytest.mark.parametrize("where", ["a file", "under a file", "not empty"])
+def test_a_new_run_refuses_a_path_it_cannot_own(tmp_path, where):
+    (tmp_path / "afile").write_text("x")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    path = {"a file": tmp_path / "afile", "under a file": tmp_path / "afile" / "run", "not empty": tmp_path / "busy"}[where]
+    with pytest.raises(DDGANError):
+        RunDir.create(path, preset("tiny"), "torch", {})
+    assert (tmp_path / "afile").read_text() == "x" and (tmp_path / "busy" / "notes.txt").read_text() == "mine"
+
+
+def test_output_files_never_replace_a_runs_own_files(tmp_path):
+    run = RunDir.create(tmp_path / "run", preset("tiny"), "torch", {})
+    run.log({"step": 1})
+    run.last_checkpoint.write_bytes(b"weights")
+    (run.samples / "step-0000001.png").write_bytes(b"png")
+    (run.path / "plots").mkdir()
+    (run.path / "plots" / "chain.png").write_bytes(b"png")
+    for own in (run.config_path, run.metrics_path, run.last_checkpoint, run.samples / "step-0000001.png"):
+        with pytest.raises(DDGANError, match="would replace a file of the run"):
+            check_output_file(own)
+    check_output_file(run.samples / "new.png")  # new files may go anywhere
+    check_output_file(run.path / "plots" / "chain.png")  # `plot` redraws its own pictures
+    check_output_file(run.path / "samples.npz")
+    with pytest.raises(DDGANError, match="is a folder"):
+        check_output_file(run.samples)
+    with pytest.raises(DDGANError, match="is a file, not a folder"):
+        check_output_file(run.config_path / "x.png")
+    with pytest.raises(DDGANError, match="is a file: name a folder"):
+        check_output_folder(run.metrics_path)
