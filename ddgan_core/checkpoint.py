@@ -57,12 +57,18 @@ class Checkpoint:
     def __init__(self, path: pathlib.Path, tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
         self.path = path
         self.tensors = tensors
-        self.step = int(metadata["step"])
+        try:
+            self.step = int(metadata["step"])
+        except ValueError:
+            raise CheckpointError(f"{path}: its step {metadata['step']!r} is not an integer") from None
         try:
             self.config = Config.from_json(metadata["config"])
-        except (ConfigError, ValueError, KeyError) as exc:
+        except (ConfigError, ValueError, KeyError, TypeError, AttributeError) as exc:  # not a config object
             raise CheckpointError(f"{path}: its configuration cannot be read ({exc})") from None
-        self.extra = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "step", "config")}
+        try:
+            self.extra = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "step", "config")}
+        except json.JSONDecodeError as exc:
+            raise CheckpointError(f"{path}: its metadata cannot be read ({exc})") from None
 
     def section(self, prefix: str) -> dict[str, np.ndarray]:
         """The tensors under `prefix.`, with the prefix removed (e.g. the EMA generator's weights)."""
@@ -79,6 +85,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     from safetensors.numpy import load_file
 
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder: name a .safetensors file (a run directory goes to --run)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -90,8 +98,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {reason})") from None
-    if metadata.get("format") != FORMAT or "step" not in metadata or "config" not in metadata:
-        raise CheckpointError(f"{path}: not a ddgan checkpoint (format {metadata.get('format')!r})")
+    if metadata.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a ddgan checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
+    missing = [key for key in ("step", "config") if key not in metadata]
+    if missing:
+        raise CheckpointError(f"{path}: a ddgan checkpoint without its {' and '.join(missing)} metadata")
     return Checkpoint(path, tensors, metadata)
 
 

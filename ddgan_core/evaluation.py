@@ -19,6 +19,7 @@ import math
 import os
 import pathlib
 import tempfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -476,7 +477,7 @@ def load_reference_file(path: pathlib.Path) -> ReferenceStatistics:
                 raise EvaluationError(f"{path} holds no 'mu' and 'sigma' arrays (FID reference statistics)")
             mu, sigma = np.asarray(data["mu"], dtype=np.float64), np.asarray(data["sigma"], dtype=np.float64)
             features = np.asarray(data["features"]) if "features" in data else None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise EvaluationError(f"{path} is not a readable .npz file ({exc})") from None
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise EvaluationError(f"{path}: mu must be (F,) and sigma (F, F), got {mu.shape} and {sigma.shape}")
@@ -541,7 +542,7 @@ def load_samples_file(path: pathlib.Path) -> np.ndarray:
             if "samples" not in data:
                 raise EvaluationError(f"{path} holds no 'samples' array")
             samples = np.asarray(data["samples"])
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise EvaluationError(f"{path} is not a readable .npz file ({exc})") from None
     if samples.ndim not in (2, 4) or len(samples) == 0 or not np.issubdtype(samples.dtype, np.number):
         raise EvaluationError(f"{path}: samples must be a non-empty (N, D) or (N, C, H, W) array, got {samples.shape}")

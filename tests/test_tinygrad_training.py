@@ -205,6 +205,13 @@ def test_unknown_device_is_a_one_line_error():
         pick_device("nonsense")
 
 
+def test_cuda_is_either_opened_or_refused_in_one_line():
+    try:  # without a CUDA driver tinygrad raises AttributeError ("failed to load library cuda")
+        assert pick_device("cuda") == "CUDA"
+    except DDGANError as refused:
+        assert "cannot use device 'cuda'" in str(refused) and "\n" not in str(refused)
+
+
 NO_TORCH_RUN = """
 import sys
 from typer.testing import CliRunner

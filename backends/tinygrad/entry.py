@@ -30,7 +30,7 @@ def pick_device(name: str | None) -> str:
     try:
         device = Device.DEFAULT if name in (None, "auto") else Device.canonicalize(name)
         Device[device]  # open it now, so a missing compiler or driver is a one-line error
-    except (RuntimeError, AssertionError, OSError, ImportError, IndexError) as exc:  # what tinygrad raises for unusable devices
+    except (RuntimeError, AssertionError, OSError, ImportError, IndexError, AttributeError) as exc:  # tinygrad's unusable devices
         hint = " (the CPU device needs clang: apt-get install clang)" if name in (None, "auto", "cpu", "CPU") else ""
         raise DDGANError(f"tinygrad cannot use device '{name or 'default'}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}{hint}") from None
     return device

@@ -1,0 +1,44 @@
+"""Checkpoint files (DESIGN 6): a round trip, and one-line refusals of files that are not one."""
+
+import numpy as np
+import pytest
+from safetensors.numpy import save_file
+
+from ddgan_core.checkpoint import FORMAT, CheckpointError, load_checkpoint, save_checkpoint
+from ddgan_core.config import preset
+
+WEIGHTS = {"generator_ema.w": np.arange(6, dtype=np.float32).reshape(2, 3)}
+CONFIG = preset("tiny").to_json()
+
+
+def test_a_checkpoint_round_trips_its_tensors_step_config_and_extra(tmp_path):
+    path = save_checkpoint(tmp_path / "last.safetensors", WEIGHTS, step=7, config=preset("tiny"), extra={"optimizer_step": 7})
+    loaded = load_checkpoint(path)
+    assert loaded.step == 7 and loaded.config == preset("tiny") and loaded.extra == {"optimizer_step": 7}
+    np.testing.assert_array_equal(loaded.section("generator_ema")["w"], WEIGHTS["generator_ema.w"])
+
+
+@pytest.mark.parametrize(
+    "metadata, message",
+    [
+        ({"format": "other-v9", "step": "1", "config": CONFIG}, f"not a ddgan checkpoint (format 'other-v9', expected '{FORMAT}')"),
+        ({"format": FORMAT, "step": "1"}, "a ddgan checkpoint without its config metadata"),
+        ({"format": FORMAT}, "without its step and config metadata"),
+        ({"format": FORMAT, "step": "abc", "config": CONFIG}, "its step 'abc' is not an integer"),
+        ({"format": FORMAT, "step": "1", "config": "[1, 2]"}, "its configuration cannot be read"),
+        ({"format": FORMAT, "step": "1", "config": "{"}, "its configuration cannot be read"),
+    ],
+)
+def test_hand_edited_metadata_is_refused_in_one_line(tmp_path, metadata, message):
+    path = tmp_path / "edited.safetensors"
+    save_file(WEIGHTS, str(path), metadata=metadata)
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(path)
+    assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_folder_or_a_missing_file_is_named_as_such(tmp_path):
+    with pytest.raises(CheckpointError, match="is a folder: name a .safetensors file"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "missing.safetensors")
