@@ -11,6 +11,7 @@ from rich.console import Console
 from cli.app import app, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.config import Config, apply_overrides, preset
+from ddgan_core.datasets import fetch_dataset
 from ddgan_core.errors import DDGANError
 
 DEFAULT_DATASET = "grid25"
@@ -58,6 +59,8 @@ def train(
     fast: bool = typer.Option(False, "--fast", help="torch on CUDA: bf16 autocast, compiled G, D and R1 step "
                                                     "(= --precision bf16 --set train.compile=true)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: section.key=value (repeatable)."),
+    download: bool = typer.Option(False, "--download", help="Download the dataset into --data-dir first if it is "
+                                                            "missing (CIFAR-10; its MD5 is checked)."),
 ) -> None:
     """Train a Denoising Diffusion GAN and write a run directory (config, metrics, checkpoints, samples)."""
     module = load_backend(backend)
@@ -65,8 +68,13 @@ def train(
     if resume:  # the run's own configuration; the core refuses settings a resumed run cannot change
         if preset_name is not None:
             raise DDGANError("--resume continues the run with its own configuration: drop --preset")
+        if download:
+            raise DDGANError("--download is for a new run: a resumed run reads its data where it did")
         run = module.train(None, out, True, device=device, resume_changes=settings)
     else:
-        run = module.train(resolve_config(preset_name, dataset, settings), out, False, device=device)
+        config = resolve_config(preset_name, dataset, settings)
+        if download:
+            fetch_dataset(config.data.dataset, config.data.data_dir)
+        run = module.train(config, out, False, device=device)
     if run is not None and run.config_path.exists():
         Console().print(f"trained: {run.path}  (sample with: ddgan sample --run {run.path})")

@@ -167,3 +167,40 @@ def test_download_with_published_checksum_is_kept_and_read(tmp_path, monkeypatch
     np.testing.assert_array_equal(ds.labels, written.train_labels)
     assert (target / "cifar-10-python.tar.gz").read_bytes() == payload
     assert not os.listdir(private_tempdir)
+
+
+def test_fetch_downloads_only_what_is_missing_and_says_what_cannot_be_downloaded(tmp_path, monkeypatch, private_tempdir):
+    from ddgan_core.datasets import fetch_dataset
+
+    write_cifar10(tmp_path / "source")
+    payload = (tmp_path / "source" / "cifar-10-python.tar.gz").read_bytes()
+    monkeypatch.setattr(cifar10.urllib.request, "urlopen", _serving(payload))
+    monkeypatch.setattr(cifar10, "MD5", hashlib.md5(payload).hexdigest())
+    target = tmp_path / "data"
+    fetch_dataset("cifar10", target)
+    assert (target / "cifar-10-python.tar.gz").read_bytes() == payload
+    monkeypatch.setattr(cifar10.urllib.request, "urlopen", _offline)
+    fetch_dataset("cifar10", target)  # already here: no network needed
+    fetch_dataset("grid25", target)  # built in
+    with pytest.raises(DatasetError, match="imagefolder cannot be downloaded by ddgan: folder does not exist"):
+        fetch_dataset("imagefolder", tmp_path / "nowhere")
+
+
+def test_train_download_fetches_cifar10_then_trains_on_it(tmp_path, monkeypatch, private_tempdir):
+    pytest.importorskip("torch")
+    from typer.testing import CliRunner
+
+    import cli.main  # noqa: F401  (registers the commands)
+    from cli.app import app
+
+    write_cifar10(tmp_path / "source")
+    payload = (tmp_path / "source" / "cifar-10-python.tar.gz").read_bytes()
+    monkeypatch.setattr(cifar10.urllib.request, "urlopen", _serving(payload))
+    monkeypatch.setattr(cifar10, "MD5", hashlib.md5(payload).hexdigest())
+    target, run = tmp_path / "data", tmp_path / "run"
+    args = ["train", "-d", "cifar10", "--data-dir", str(target), "-p", "tiny", "--iterations", "1", "--device", "cpu"]
+    result = CliRunner().invoke(app, [*args, "--download", "--out", str(run)])
+    assert result.exit_code == 0, result.output
+    assert (target / "cifar-10-python.tar.gz").is_file() and (run / "checkpoints" / "last.safetensors").is_file()
+    result = CliRunner().invoke(app, ["train", "--resume", "--out", str(run), "--iterations", "2", "--download"])
+    assert result.exit_code != 0 and "--download is for a new run" in str(result.exception)

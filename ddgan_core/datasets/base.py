@@ -131,3 +131,4 @@ class DatasetSpec:
     where: Callable[[Path], str]  # where it looks for files, given --data-dir
     readiness: Callable[[Path], tuple[bool, str]]  # (ready here?, why), cheap: no full read
     load: Callable[..., Dataset]  # (data_dir, *, resolution, split, download, seed) -> Dataset
+    fetch: Callable[[Path], Path] | None = None  # download into data_dir, where the dataset can be

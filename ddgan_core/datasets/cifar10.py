@@ -75,7 +75,7 @@ def load(data_dir: Path, *, resolution: int, split: str, download: bool, seed: i
             if not download:
                 raise DatasetError(
                     f"CIFAR-10 not found in {data_dir}: put {ARCHIVE_NAME} (from {URL}) or its "
-                    f"extracted {FOLDER_NAME}/ there, or pass --download"
+                    f"extracted {FOLDER_NAME}/ there (`ddgan train --download` fetches it)"
                 )
             download_archive(data_dir)
         elif file_md5(archive) != MD5:
@@ -96,14 +96,21 @@ def download_archive(data_dir: Path) -> Path:
 
     The download goes to a temporary file, so a failure leaves nothing in `data_dir`.
     """
+    from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
+
     target = data_dir / ARCHIVE_NAME
     digest = hashlib.md5()
     with tempfile.NamedTemporaryFile(suffix=".part", delete=False) as partial:
         try:
-            with urllib.request.urlopen(URL, timeout=60) as response:
+            with urllib.request.urlopen(URL, timeout=60) as response, Progress(
+                *Progress.get_default_columns()[:2], DownloadColumn(), TransferSpeedColumn(), transient=True,
+            ) as progress:
+                size = getattr(response, "headers", {}).get("Content-Length")
+                task = progress.add_task(f"download {ARCHIVE_NAME}", total=int(size) if size else None)
                 while chunk := response.read(1 << 20):
                     digest.update(chunk)
                     partial.write(chunk)
+                    progress.advance(task, len(chunk))
         except (urllib.error.URLError, OSError) as exc:
             partial.close()
             os.unlink(partial.name)
@@ -193,7 +200,7 @@ def _readiness(data_dir: Path) -> tuple[bool, str]:
         return True, "extracted folder found"
     if archive.is_file():
         return True, "archive found (checked when loaded)"
-    return False, "not found: pass --download, or put the archive there"
+    return False, "not found: put the archive there, or train with --download"
 
 
 SPEC = DatasetSpec(
@@ -203,4 +210,5 @@ SPEC = DatasetSpec(
     where=_where,
     readiness=_readiness,
     load=load,
+    fetch=download_archive,
 )

@@ -34,6 +34,19 @@ def load_dataset(
     return spec_of(name).load(root, resolution=resolution, split=split, download=download, seed=int(seed))
 
 
+def fetch_dataset(name: str, data_dir: str | Path = "./data") -> None:
+    """Download the named dataset into `data_dir` unless it is already there (`ddgan train
+    --download`); DatasetError if it is missing and cannot be downloaded."""
+    spec = spec_of(name)
+    root = Path(data_dir).expanduser()
+    ready, why = spec.readiness(root)
+    if ready:
+        return
+    if spec.fetch is None:
+        raise DatasetError(f"{name} cannot be downloaded by ddgan: {why}")
+    spec.fetch(root)
+
+
 def spec_of(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]
