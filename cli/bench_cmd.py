@@ -115,9 +115,10 @@ def bench_sample(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     fast: bool = typer.Option(False, "--fast", help="torch: compiled chain steps, channels_last, and on CUDA the whole "
                                                     "chain as one CUDA graph (compiled before timing)."),
-    cuda_graph: bool = typer.Option(True, "--cuda-graph/--no-cuda-graph", help="With --fast on CUDA: replay one graph."),
-    compile_mode: str = typer.Option("default", "--compile-mode",
-                                     help="With --fast: default, max-autotune-no-cudagraphs, or none (not compiled)."),
+    cuda_graph: Optional[bool] = typer.Option(None, "--cuda-graph/--no-cuda-graph",
+                                              help="With --fast on CUDA: replay one graph (default: yes)."),
+    compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="With --fast: default (the default), "
+                                                                        "max-autotune-no-cudagraphs, or none (not compiled)."),
     profile: bool = typer.Option(False, "--profile", help=PROFILE_HELP.format(run="batch")),
 ) -> None:
     """Sampling speed: images/s, latency per batch, peak memory, FLOPs per image."""
@@ -128,7 +129,10 @@ def bench_sample(
     module = load_bench_module(backend)
     steps = config.diffusion.timesteps if steps is None else steps
     options, path = {}, "eager"
+    if not fast and (compile_mode is not None or cuda_graph is not None):
+        raise DDGANError(f"{'--compile-mode' if compile_mode is not None else '--cuda-graph'} sets the --fast path: add --fast")
     if fast:
+        compile_mode, cuda_graph = compile_mode or "default", cuda_graph is not False
         if not hasattr(module, "make_fast_sampler"):
             raise DDGANError(f"--fast: the {backend} backend has no fast sampling path")
         mode = None if compile_mode == "none" else compile_mode

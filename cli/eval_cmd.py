@@ -15,6 +15,7 @@ from cli.app import app, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.config import Config
 from ddgan_core.datasets import load_dataset
+from ddgan_core.datasets.registry import spec_of
 from ddgan_core.errors import DDGANError
 from ddgan_core.evaluation import (
     EntryChainModel,
@@ -77,6 +78,7 @@ def _dataset_name(source: _Source, dataset: Optional[str]) -> str:
             raise EvaluationError(f"the run was trained on {source.config.data.dataset}, not {dataset}: drop --dataset")
         return source.config.data.dataset
     if dataset is not None:
+        spec_of(dataset)  # an unknown name is refused as such, not as samples of the wrong shape
         return dataset
     shape = source.stored.shape
     if len(shape) == 2 and shape[1] == 1:
@@ -178,7 +180,7 @@ def evaluate(
     run: Optional[pathlib.Path] = typer.Option(None, "--run", help="Run directory (default: the newest under ./runs)."),
     samples: Optional[pathlib.Path] = typer.Option(None, "--samples", help="An .npz from `ddgan sample` instead of a run."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="What a samples file is of (grid25, ring8, cifar10, ...)."),
-    backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad (samples the run)."),
+    backend: Optional[str] = typer.Option(None, "--backend", "-b", help="torch or tinygrad (samples the run; default torch)."),
     n: Optional[int] = typer.Option(None, "-n", "--num", help="Samples (default: the protocol's, by dataset)."),
     steps: Optional[int] = typer.Option(None, "--steps", "-k", help="Denoising steps K <= T (default T)."),
     seed: int = seed_option(),
@@ -194,6 +196,10 @@ def evaluate(
     test (mixture1d), FID / IS / precision-recall (images)."""
     if n is not None and n < 2:
         raise DDGANError(f"-n must be at least 2, got {n}")
+    if samples is not None and (steps is not None or backend is not None):
+        raise DDGANError(f"{'--steps' if steps is not None else '--backend'} is for sampling a run: "
+                         "a --samples file is drawn already")
+    backend = backend or "torch"
     source = _Source(run, samples, backend, device)
     name = _dataset_name(source, dataset)
     family = metric_family(name)

@@ -90,6 +90,8 @@ def test_eval_of_a_mixture1d_run_prints_per_level_distances_against_both_referen
 def test_bad_input_gives_one_line_errors(monkeypatch, capsys, tmp_path, grid_run, line_run):
     images = tmp_path / "images.npz"
     np.savez(images, samples=np.zeros((4, 3, 8, 8), dtype=np.float32))
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(images.read_bytes()[:100])
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     cases = [
@@ -99,6 +101,10 @@ def test_bad_input_gives_one_line_errors(monkeypatch, capsys, tmp_path, grid_run
         (["--run", grid_run, "--dataset", "ring8"], "trained on grid25"),
         (["--run", grid_run, "-n", "1"], "at least 2"),
         (["--samples", str(tmp_path / "samples.png")], "must be an .npz"),
+        (["--samples", str(truncated)], "not a readable .npz"),
+        (["--samples", str(images), "--steps", "1"], "--steps is for sampling a run"),
+        (["--samples", str(images), "--backend", "tinygrad"], "--backend is for sampling a run"),
+        (["--samples", str(images), "--dataset", "nosuch"], "unknown dataset 'nosuch'"),
         (["--samples", str(images), "--device", "cpu"], "need reference statistics"),
         (["--samples", str(images), "--ref", str(tmp_path), "--device", "cpu"], "pt_inception-2015-12-05"),
     ]
