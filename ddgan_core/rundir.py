@@ -69,6 +69,19 @@ class RunDir:
         run.config_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
         return run
 
+    def remove_if_never_started(self) -> None:
+        """Remove a new run that failed before logging or checkpointing anything: it holds only
+        what `create` wrote. Anything else in it (a log line, a checkpoint, a file of the user's)
+        keeps the directory as it is."""
+        created = {self.config_path.name, self.checkpoints.name, self.samples.name}
+        if not self.path.is_dir() or {entry.name for entry in self.path.iterdir()} - created:
+            return
+        if any(self.checkpoints.iterdir()) or any(self.samples.iterdir()):
+            return
+        self.config_path.unlink(missing_ok=True)
+        for folder in (self.checkpoints, self.samples, self.path):
+            folder.rmdir()  # empty: checked above
+
     @classmethod
     def existing(cls, path: str | pathlib.Path) -> "RunDir":
         run = cls(path)

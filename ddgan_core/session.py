@@ -125,7 +125,12 @@ def train_session(
         stream = device_batches(config, dataset, index_stream(len(dataset), batch, **order))
     if stream is None:
         stream = batch_stream(dataset, batch, random_flip=config.data.random_flip, **order)
-    run_training(trainer, config, run if rank == 0 else None, stream, start_step=start, stop_at=stop_at,
-                 mixture=dataset.mixture, is_image=dataset.is_image,
-                 show_progress=show_progress)
+    try:
+        run_training(trainer, config, run if rank == 0 else None, stream, start_step=start, stop_at=stop_at,
+                     mixture=dataset.mixture, is_image=dataset.is_image,
+                     show_progress=show_progress)
+    except BaseException:
+        if not resume and rank == 0:
+            run.remove_if_never_started()
+        raise
     return run

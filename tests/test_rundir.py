@@ -71,3 +71,18 @@ def test_output_files_never_replace_a_runs_own_files(tmp_path):
         check_output_file(run.config_path / "x.png")
     with pytest.raises(DDGANError, match="is a file: name a folder"):
         check_output_folder(run.metrics_path)
+
+
+def test_a_run_that_never_started_is_removed_and_any_other_is_kept(tmp_path):
+    fresh = RunDir.create(tmp_path / "fresh", preset("tiny"), "torch", {})
+    fresh.remove_if_never_started()
+    assert not fresh.path.exists() and tmp_path.is_dir()
+    logged = RunDir.create(tmp_path / "logged", preset("tiny"), "torch", {})
+    logged.log({"step": 0})
+    mine = RunDir.create(tmp_path / "mine", preset("tiny"), "torch", {})
+    (mine.path / "notes.txt").write_text("mine")
+    sampled = RunDir.create(tmp_path / "sampled", preset("tiny"), "torch", {})
+    (sampled.samples / "step-0000000.png").write_bytes(b"png")
+    for run in (logged, mine, sampled):
+        run.remove_if_never_started()
+        assert run.config_path.is_file(), run.path

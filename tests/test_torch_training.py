@@ -178,6 +178,7 @@ def test_bad_input_gets_one_line_errors_and_changes_nothing(cifar_dir, tmp_path)
         (("train", "--dataset", "cifar10", "--data-dir", str(tmp_path / "nowhere"), "--preset", "tiny"), "cifar"),
         (("train", *run_args, "--out", "runs/good"), "exists and is not empty"),
         (("train", *run_args[:6], "--device", "cpu", "--batch-size", "0"), "train.batch_size must be positive"),
+        (("train", *run_args[:6], "--device", "cpu", "--batch-size", "99999999999"), "out of memory"),  # leaves no run
         (("train", *run_args[:6], "--device", "cpu", "--precision", "fp16"), "unknown precision 'fp16'"),
         (("train", *run_args[:6], "--device", "cpu", "--fast"), "bf16 training (--precision bf16, --fast) needs a CUDA"),
         (("train", *run_args[:6], "--fast", "--precision", "fp32"), "--fast trains under bf16 autocast"),
