@@ -1,8 +1,9 @@
 """Starting, resuming and sampling a run: the orchestration every backend shares.
 
-The order is chosen so that bad input never leaves anything behind: the data is loaded and the
-configuration resolved before a run directory is created, and an existing run is only ever
-appended to with --resume.
+The order is chosen so that bad input never leaves anything behind: the data is loaded, the
+configuration resolved and the trainer built before a run directory is created; a new run that
+fails before it logs anything is removed again; an existing run is only ever appended to with
+--resume.
 """
 
 from __future__ import annotations
