@@ -47,6 +47,15 @@ def test_images_are_centre_cropped_resized_and_rgb(tmp_path):
     assert np.abs(images[3] - np.array([10, 20, 30])[:, None, None]).max() <= 2  # JPEG, lossy
 
 
+def test_16_bit_greyscale_keeps_its_top_8_bits_rather_than_clipping_to_white(tmp_path):
+    ramp = (np.arange(64, dtype=np.uint32).reshape(8, 8) * 1024 + 3).astype(np.uint16)  # 3 .. 64515
+    Image.fromarray(ramp).save(tmp_path / "ramp16.png")
+    with Image.open(tmp_path / "ramp16.png") as saved:
+        assert saved.mode in ("I;16", "I")  # Pillow reads a 16-bit PNG back as 16-bit
+    images = np.round((load_dataset("imagefolder", tmp_path, resolution=8).get(np.arange(1)) + 1) * 127.5).astype(int)
+    np.testing.assert_array_equal(images[0], np.broadcast_to(ramp >> 8, (3, 8, 8)))
+
+
 def test_second_load_reads_the_cache_without_decoding(tmp_path, monkeypatch):
     _folder(tmp_path)
     with pytest.warns(DatasetWarning):
@@ -93,6 +102,9 @@ def test_folder_of_only_unreadable_images_is_refused_and_nothing_written(tmp_pat
 def test_missing_folder_and_test_split_are_refused(tmp_path):
     with pytest.raises(DatasetError, match="does not exist"):
         load_dataset("imagefolder", tmp_path / "missing")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(DatasetError, match="afile is a file"):
+        load_dataset("imagefolder", tmp_path / "afile")
     with pytest.raises(DatasetError, match="no test split"):
         load_dataset("imagefolder", tmp_path, split="test")
 

@@ -42,7 +42,7 @@ def load(data_dir: Path, *, resolution: int, split: str, download: bool, seed: i
         raise DatasetError("an image folder has no test split: point --data-dir at a held-out folder instead")
     check_resolution("imagefolder", resolution)
     if not data_dir.is_dir():
-        raise DatasetError(f"image folder {data_dir} does not exist")
+        raise DatasetError(f"image folder {data_dir} {'is a file' if data_dir.exists() else 'does not exist'}")
     files = list_images(data_dir)
     if not files:
         raise DatasetError(f"no images ({' '.join(IMAGE_SUFFIXES)}) under {data_dir}")
@@ -72,12 +72,21 @@ def list_images(root: Path) -> list[Path]:
     return found
 
 
+def _as_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB. 16-bit greyscale (modes I;16*, and I as Pillow opens 16-bit PNGs) keeps its top
+    8 bits: Pillow's own convert("RGB") clips every value above 255 to white."""
+    if image.mode.startswith("I;16") or image.mode == "I":
+        values = np.asarray(image, dtype=np.int64)
+        return Image.fromarray((np.clip(values, 0, 65535) >> 8).astype(np.uint8), mode="L").convert("RGB")
+    return image.convert("RGB")
+
+
 def decode_image(path: Path, resolution: int) -> np.ndarray | None:
     """One image as uint8 (3, resolution, resolution), or None if it cannot be read."""
     try:
         with Image.open(path) as image:
             image.draft("RGB", (resolution, resolution))  # JPEG: decode at a reduced scale >= target
-            return fit_square(image.convert("RGB"), resolution).transpose(2, 0, 1)
+            return fit_square(_as_rgb(image), resolution).transpose(2, 0, 1)
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
         return None
 
@@ -152,7 +161,7 @@ def _where(data_dir: Path) -> str:
 
 def _readiness(data_dir: Path) -> tuple[bool, str]:
     if not data_dir.is_dir():
-        return False, "folder does not exist"
+        return False, "a file, not a folder" if data_dir.exists() else "folder does not exist"
     for folder, subfolders, names in os.walk(data_dir):
         subfolders[:] = [d for d in subfolders if not d.startswith(".")]
         if any(n.lower().endswith(IMAGE_SUFFIXES) for n in names):
