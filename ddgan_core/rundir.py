@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import pathlib
 import platform
 import sys
@@ -99,6 +100,19 @@ class RunDir:
             cut_off = size > 0 and handle.seek(size - 1) >= 0 and handle.read(1) != b"\n"
             handle.write((("\n" if cut_off else "") + json.dumps(record) + "\n").encode())
 
+    def drop_metrics_after(self, step: int) -> None:
+        """Remove the records of steps after `step` (a resumed run retrains them from its checkpoint,
+        so each step keeps one record: DESIGN 6); every other line stays as it was. Atomic."""
+        if not self.metrics_path.exists():
+            return
+        lines = self.metrics_path.read_text(errors="replace").splitlines()
+        kept = [line for line in lines if not _logged_after(line, step)]
+        if len(kept) == len(lines):
+            return
+        partial = self.metrics_path.with_name(self.metrics_path.name + ".partial")
+        partial.write_text("".join(line + "\n" for line in kept))
+        os.replace(partial, self.metrics_path)
+
     def read_metrics(self) -> list[dict]:
         """The logged records, skipping lines that are not one JSON object (the cut-off last line
         of a run killed while it logged, or a line mangled by hand)."""
@@ -113,6 +127,14 @@ class RunDir:
             if isinstance(record, dict):
                 records.append(record)
         return records
+
+
+def _logged_after(line: str, step: int) -> bool:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step
 
 
 def default_run_path(config: Config, root: pathlib.Path = RUNS_ROOT) -> pathlib.Path:

@@ -58,9 +58,9 @@ RESUME_CHANGES = ("data.data_dir", "train.iterations", "train.precision", "train
 
 def resumed_config(checkpoint: Checkpoint, changes: Sequence[str]) -> Config:
     """The checkpoint's configuration with `changes` (key=value, keys of RESUME_CHANGES) applied."""
-    for item in changes:
+    for item in changes:  # the run's own value restated (its first command line again) is no change
         key = ".".join(resolve_key(item.split("=", 1)[0].strip()))
-        if key not in RESUME_CHANGES:
+        if key not in RESUME_CHANGES and apply_overrides(checkpoint.config, [item]) != checkpoint.config:
             raise ConfigError(f"--resume continues the run with its own configuration; '{key}' cannot change "
                               f"(can: {', '.join(RESUME_CHANGES)}); start a new run to change it")
     return apply_overrides(checkpoint.config, changes)
@@ -119,6 +119,8 @@ def train_session(
         run = RunDir.create(path, config, backend, versions) if rank == 0 else RunDir(path)
     if checkpoint is not None:
         trainer.load_state(checkpoint)
+        if rank == 0:  # the steps after the checkpoint are trained again: their old records go
+            run.drop_metrics_after(checkpoint.step)
     start = checkpoint.step if checkpoint is not None else 0
     order = {"seed": config.train.seed, "rank": rank, "world_size": world_size, "start_step": start}
     stream = None

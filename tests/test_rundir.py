@@ -86,3 +86,15 @@ def test_a_run_that_never_started_is_removed_and_any_other_is_kept(tmp_path):
     for run in (logged, mine, sampled):
         run.remove_if_never_started()
         assert run.config_path.is_file(), run.path
+
+
+def test_dropping_the_records_after_a_checkpoint_keeps_every_other_line(tmp_path):
+    run = RunDir.create(tmp_path / "run", preset("tiny"), "torch", {})
+    for step in (1, 2, 3, 4):
+        run.log({"step": step})
+    with run.metrics_path.open("a") as handle:
+        handle.write("a line of the user's\n")
+    run.log({"step": 5})
+    run.drop_metrics_after(2)
+    assert run.metrics_path.read_text().splitlines() == ['{"step": 1}', '{"step": 2}', "a line of the user's"]
+    assert sorted(p.name for p in run.path.iterdir()) == ["checkpoints", "config.json", "metrics.jsonl", "samples"]

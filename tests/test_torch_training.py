@@ -97,8 +97,14 @@ def test_resume_from_the_command_line_keeps_the_runs_configuration(tmp_path):
     common = ("--batch-size", "8", "--set", "train.cosine_lr=false", "--set", "train.log_every=1")
     assert _ddgan("train", *common, "--iterations", "6", "--out", "whole", cwd=tmp_path).returncode == 0
     assert _ddgan("train", *common, "--iterations", "3", "--out", "split", cwd=tmp_path).returncode == 0
-    resumed = _ddgan("train", "--resume", "--out", "split", "--iterations", "6", "--set", "checkpoint_every=3", cwd=tmp_path)
+    with (tmp_path / "split/metrics.jsonl").open("a") as log:  # logged by a run killed before its next checkpoint
+        log.write('{"step": 4, "loss_d": 9.0}\n{"step": 5, "loss_d": 9.0}\n')
+    resumed = _ddgan("train", "--resume", *common, "--out", "split", "--iterations", "6", "--set", "checkpoint_every=3",
+                     cwd=tmp_path)  # the first command line again, its own values restated
     assert resumed.returncode == 0, resumed.stderr
+    steps = [[json.loads(line)["step"] for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+             for name in ("whole", "split")]
+    assert steps[0] == steps[1] == [1, 2, 3, 4, 5, 6]  # one record per step: the killed run's 4 and 5 are retrained
     a, b = (load_checkpoint(tmp_path / name / "checkpoints/last.safetensors") for name in ("whole", "split"))
     assert a.step == b.step == 6 and b.config.train.batch_size == 8 and b.config.train.checkpoint_every == 3
     for name in a.tensors:
@@ -107,7 +113,7 @@ def test_resume_from_the_command_line_keeps_the_runs_configuration(tmp_path):
     for args, message in [
         (("--batch-size", "16"), "'train.batch_size' cannot change"),
         (("--preset", "tiny"), "drop --preset"),
-        (("--set", "train.lr_g=1e-3"), "'train.lr_g' cannot change"),
+        (("--set", "train.lr_g=5e-4"), "'train.lr_g' cannot change"),  # the run has 1e-3
         (("--set", "hidden=64"), "ambiguous config key 'hidden'"),
     ]:
         refused = _ddgan("train", "--resume", "--out", "split", "--iterations", "9", *args, cwd=tmp_path)
