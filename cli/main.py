@@ -8,6 +8,7 @@ A `DDGANError` anywhere becomes a one-line `error: ...` and exit status 2, never
 from __future__ import annotations
 
 import importlib
+import signal
 import sys
 import warnings
 
@@ -56,10 +57,17 @@ def _os_error_message(exc: OSError) -> str:
     return str(exc) or type(exc).__name__
 
 
+def _terminated(signum: int, frame) -> None:
+    """SIGTERM (torchrun stopping the other ranks when one fails, a scheduler's kill) unwinds like
+    an exception, so a checkpoint being written and a run that never started are cleaned up."""
+    raise SystemExit(128 + signum)
+
+
 def app() -> None:
     """Run the CLI, turning project errors, usage errors (Click's, which Typer would draw as a
     several-line box), file-system errors on the paths given and exhausted memory into one line."""
     warnings.formatwarning = _one_line_warning
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         status = _typer_app(standalone_mode=False)
     except DDGANError as exc:
@@ -78,6 +86,8 @@ def app() -> None:
     except (KeyboardInterrupt, typer.Abort):
         Console(stderr=True).print("interrupted")
         sys.exit(130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     sys.exit(status if isinstance(status, int) else 0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Optional
 
@@ -77,4 +78,5 @@ def train(
             fetch_dataset(config.data.dataset, config.data.data_dir)
         run = module.train(config, out, False, device=device)
     if run is not None and run.config_path.exists():
-        Console().print(f"trained: {run.path}  (sample with: ddgan sample --run {run.path})")
+        if os.environ.get("RANK", "0") == "0":  # under torchrun: once, not once per process
+            Console().print(f"trained: {run.path}  (sample with: ddgan sample --run {run.path})")

@@ -205,6 +205,15 @@ def test_unknown_device_is_a_one_line_error():
         pick_device("nonsense")
 
 
+def test_torchrun_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from backends.tinygrad import entry as tinygrad_entry
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(DDGANError, match="trains in one process, not under torchrun"):
+        tinygrad_entry.train(toy_config(), tmp_path / "run", False, device="cpu", show_progress=False)
+    assert not (tmp_path / "run").exists()
+
+
 def test_cuda_is_either_opened_or_refused_in_one_line():
     try:  # without a CUDA driver tinygrad raises AttributeError ("failed to load library cuda")
         assert pick_device("cuda") == "CUDA"

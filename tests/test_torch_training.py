@@ -209,6 +209,29 @@ def test_bad_input_gets_one_line_errors_and_changes_nothing(cifar_dir, tmp_path)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["good"]
 
 
+def test_sigterm_stops_training_like_an_exception_and_leaves_no_partial_file(tmp_path):
+    """torchrun stops the other ranks with SIGTERM when one fails: the process unwinds (exit 143),
+    so a checkpoint being written is not left half-done."""
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "train", "--iterations", "100000", "--out", "run",
+         "--set", "generator.hidden=16", "--set", "discriminator.hidden=16", "--set", "log_every=1",
+         "--set", "checkpoint_every=1", "--device", "cpu"],
+        cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (tmp_path / "run/checkpoints/last.safetensors").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert not [p.name for p in (tmp_path / "run/checkpoints").iterdir() if p.suffix == ".tmp"]
+    assert load_checkpoint(tmp_path / "run/checkpoints/last.safetensors").step >= 1
+
+
 def test_training_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(tmp_path):
     from ddgan_core.training_loop import TrainingDiverged
 

@@ -6,6 +6,7 @@ Same functions and signatures as backends/torch_cuda/entry.py; no PyTorch anywhe
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import pathlib
 from collections.abc import Sequence
 
@@ -52,6 +53,10 @@ def train(
 ) -> RunDir:
     """Train a new run from `config`, or resume one (config None or ignored: the run's own
     configuration, changed only by `resume_changes`, ddgan_core.session.RESUME_CHANGES)."""
+    processes = os.environ.get("WORLD_SIZE", "1")
+    if processes != "1":  # every process would train alone and race for the same run directory
+        raise DDGANError(f"the tinygrad backend trains in one process, not under torchrun (WORLD_SIZE={processes}); "
+                         "use --backend torch for several")
     dev = pick_device(device)
     return train_session(
         config, lambda cfg: TinygradTrainer(cfg, dev), backend=BACKEND,
