@@ -132,11 +132,10 @@ def bench_sample(
     if not fast and (compile_mode is not None or cuda_graph is not None):
         raise DDGANError(f"{'--compile-mode' if compile_mode is not None else '--cuda-graph'} sets the --fast path: add --fast")
     if fast:
-        compile_mode, cuda_graph = compile_mode or "default", cuda_graph is not False
         if not hasattr(module, "make_fast_sampler"):
             raise DDGANError(f"--fast: the {backend} backend has no fast sampling path")
-        mode = None if compile_mode == "none" else compile_mode
-        graph = cuda_graph and module.bench_device(device, precision).type == "cuda"
+        mode = {None: "default", "none": None}.get(compile_mode, compile_mode)
+        graph = cuda_graph is not False and module.bench_device(device, precision).type == "cuda"
         options = {"fast": True, "compile_mode": mode, "cuda_graph": graph}
         path = " + ".join([f"compiled ({mode})" if mode else "not compiled", "channels_last"] + ["CUDA graph"] * graph)
     measurement = module.bench_sample(config, batch, steps, device, precision, warmup, repeats, profile=profile, **options)

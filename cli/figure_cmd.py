@@ -10,8 +10,8 @@ import typer
 from cli.app import app
 from ddgan_core.datasets.toy import mixture1d
 from ddgan_core.errors import DDGANError
-from ddgan_core.output_paths import check_output_file
 from ddgan_core.oracle import MixtureOracle
+from ddgan_core.rundir import check_output_file
 from ddgan_core.schedule import make_schedule
 
 figure_app = typer.Typer(help="Figures computed in closed form.", no_args_is_help=True)

@@ -14,7 +14,7 @@ import sys
 
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
-from ddgan_core.output_paths import check_output_folder
+from ddgan_core.output_paths import check_output_folder, check_writable_file
 
 RUNS_ROOT = pathlib.Path("runs")
 
@@ -83,6 +83,11 @@ class RunDir:
         for folder in (self.checkpoints, self.samples, self.path):
             folder.rmdir()  # empty: checked above
 
+    def wrote(self, path: pathlib.Path) -> bool:
+        """Whether `path` (absolute, as this run's path is) is one of the files training writes here."""
+        return path in (self.config_path, self.metrics_path) or any(
+            folder in path.parents for folder in (self.checkpoints, self.samples))
+
     @classmethod
     def existing(cls, path: str | pathlib.Path) -> "RunDir":
         run = cls(path)
@@ -94,20 +99,20 @@ class RunDir:
         return Config.from_dict(json.loads(self.config_path.read_text())["config"])
 
     def log(self, record: dict) -> None:
-        """Append one line; after a killed run's cut-off last line, on a line of its own."""
-        with self.metrics_path.open("ab+") as handle:  # appends go to the end whatever the read position
-            size = handle.seek(0, 2)
-            cut_off = size > 0 and handle.seek(size - 1) >= 0 and handle.read(1) != b"\n"
-            handle.write((("\n" if cut_off else "") + json.dumps(record) + "\n").encode())
+        with self.metrics_path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
 
-    def drop_metrics_after(self, step: int) -> None:
-        """Remove the records of steps after `step` (a resumed run retrains them from its checkpoint,
-        so each step keeps one record: DESIGN 6); every other line stays as it was. Atomic."""
+    def truncate_metrics(self, step: int) -> None:
+        """Ready the log for a run resumed from its checkpoint at `step`: the records of later
+        steps go (they are trained again, and each step keeps one record: DESIGN 6), and a last
+        line cut off by a kill is ended, so the next record starts a line of its own. Every other
+        line stays as it was. Atomic."""
         if not self.metrics_path.exists():
             return
-        lines = self.metrics_path.read_text(errors="replace").splitlines()
-        kept = [line for line in lines if not _logged_after(line, step)]
-        if len(kept) == len(lines):
+        text = self.metrics_path.read_text(errors="replace")
+        lines = text.splitlines()
+        kept = [line for line in lines if not _step_after(_record(line), step)]
+        if len(kept) == len(lines) and text.endswith("\n"):
             return
         partial = self.metrics_path.with_name(self.metrics_path.name + ".partial")
         partial.write_text("".join(line + "\n" for line in kept))
@@ -118,23 +123,34 @@ class RunDir:
         of a run killed while it logged, or a line mangled by hand)."""
         if not self.metrics_path.exists():
             return []
-        records = []
-        for line in self.metrics_path.read_text(errors="replace").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-        return records
+        records = (_record(line) for line in self.metrics_path.read_text(errors="replace").splitlines())
+        return [record for record in records if record is not None]
 
 
-def _logged_after(line: str, step: int) -> bool:
+def _record(line: str) -> dict | None:
+    """One metrics.jsonl line as its record, or None if it is not a JSON object."""
     try:
         record = json.loads(line)
     except json.JSONDecodeError:
-        return False
-    return isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _step_after(record: dict | None, step: int) -> bool:
+    return record is not None and isinstance(record.get("step"), int) and record["step"] > step
+
+
+def check_output_file(path: pathlib.Path, flag: str = "--out") -> None:
+    """Refuse a file path that cannot be written, or that would replace a file a training run wrote
+    (its config, metrics, checkpoints or training samples; other files in a run, plots say, may go)."""
+    check_writable_file(path, flag)
+    if not path.exists():
+        return
+    target = path.absolute()
+    for parent in target.parents:
+        run = RunDir(parent)
+        if run.config_path.is_file() and run.wrote(target):
+            raise RunDirError(f"{flag} {path} would replace a file of the run {parent}: write elsewhere")
 
 
 def default_run_path(config: Config, root: pathlib.Path = RUNS_ROOT) -> pathlib.Path:

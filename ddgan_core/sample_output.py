@@ -10,8 +10,8 @@ import numpy as np
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.mixture import GaussianMixture
-from ddgan_core.output_paths import check_output_file
 from ddgan_core.pictures import save_image_grid, save_point_plot
+from ddgan_core.rundir import check_output_file
 from ddgan_core.training_loop import to_data_units, to_network_units
 
 OUTPUT_SUFFIXES = (".png", ".npz")

@@ -119,8 +119,8 @@ def train_session(
         run = RunDir.create(path, config, backend, versions) if rank == 0 else RunDir(path)
     if checkpoint is not None:
         trainer.load_state(checkpoint)
-        if rank == 0:  # the steps after the checkpoint are trained again: their old records go
-            run.drop_metrics_after(checkpoint.step)
+        if rank == 0:
+            run.truncate_metrics(checkpoint.step)
     start = checkpoint.step if checkpoint is not None else 0
     order = {"seed": config.train.seed, "rank": rank, "world_size": world_size, "start_step": start}
     stream = None

@@ -6,8 +6,8 @@ import pytest
 
 from ddgan_core.config import preset
 from ddgan_core.errors import DDGANError
-from ddgan_core.output_paths import check_output_file, check_output_folder
-from ddgan_core.rundir import RunDir, RunDirError, newest_run
+from ddgan_core.output_paths import check_output_folder
+from ddgan_core.rundir import RunDir, RunDirError, check_output_file, newest_run
 
 
 def _run(root, name: str, when: float, checkpoint: bool) -> RunDir:
@@ -28,13 +28,14 @@ def test_newest_run_with_a_checkpoint_skips_newer_runs_that_never_wrote_one(tmp_
         newest_run(tmp_path, with_checkpoint=True, hint="pass RUN")
 
 
-def test_a_cut_off_last_line_is_skipped_and_the_next_record_starts_a_line_of_its_own(tmp_path):
+def test_a_cut_off_last_line_is_skipped_and_after_resume_the_next_record_starts_a_line_of_its_own(tmp_path):
     run = RunDir.create(tmp_path / "run", preset("tiny"), "torch", {})
     run.log({"step": 10, "loss_d": 1.0})
     with run.metrics_path.open("a") as handle:
         handle.write('{"step": 20, "loss_d": 1.')  # killed while logging
     assert run.read_metrics() == [{"step": 10, "loss_d": 1.0}]
-    run.log({"step": 20, "loss_d": 0.5})  # the resumed run logs again
+    run.truncate_metrics(10)  # resumed from its checkpoint at step 10
+    run.log({"step": 20, "loss_d": 0.5})
     with run.metrics_path.open("a") as handle:
         handle.write('[1, 2]\nnot json\n')
     run.log({"step": 30, "loss_d": 0.25})
@@ -88,13 +89,13 @@ def test_a_run_that_never_started_is_removed_and_any_other_is_kept(tmp_path):
         assert run.config_path.is_file(), run.path
 
 
-def test_dropping_the_records_after_a_checkpoint_keeps_every_other_line(tmp_path):
+def test_truncating_at_a_checkpoint_drops_later_records_and_keeps_every_other_line(tmp_path):
     run = RunDir.create(tmp_path / "run", preset("tiny"), "torch", {})
     for step in (1, 2, 3, 4):
         run.log({"step": step})
     with run.metrics_path.open("a") as handle:
         handle.write("a line of the user's\n")
     run.log({"step": 5})
-    run.drop_metrics_after(2)
+    run.truncate_metrics(2)
     assert run.metrics_path.read_text().splitlines() == ['{"step": 1}', '{"step": 2}', "a line of the user's"]
     assert sorted(p.name for p in run.path.iterdir()) == ["checkpoints", "config.json", "metrics.jsonl", "samples"]

@@ -105,7 +105,7 @@ def download_archive(data_dir: Path) -> Path:
             with urllib.request.urlopen(URL, timeout=60) as response, Progress(
                 *Progress.get_default_columns()[:2], DownloadColumn(), TransferSpeedColumn(), transient=True,
             ) as progress:
-                size = getattr(response, "headers", {}).get("Content-Length")
+                size = response.headers.get("Content-Length")
                 task = progress.add_task(f"download {ARCHIVE_NAME}", total=int(size) if size else None)
                 while chunk := response.read(1 << 20):
                     digest.update(chunk)
