@@ -12,7 +12,7 @@ from rich.console import Console
 from cli.app import app, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.config import Config, apply_overrides, preset
-from ddgan_core.datasets import fetch_dataset
+from ddgan_core.datasets import dataset_overrides, fetch_dataset
 from ddgan_core.errors import DDGANError
 
 DEFAULT_DATASET = "grid25"
@@ -37,10 +37,13 @@ def named_options(
 
 
 def resolve_config(preset_name: Optional[str], dataset: Optional[str], overrides: list[str]) -> Config:
-    """Preset (by name, or chosen by the dataset), then the named options and --set overrides."""
+    """Preset (by name, or chosen by the dataset), then what the dataset changes in it (digits are
+    not flipped), then the named options and --set overrides, which win over both."""
     if preset_name is None:
         preset_name = PRESET_FOR_DATASET.get(dataset or DEFAULT_DATASET, "cifar10")
-    return apply_overrides(preset(preset_name), overrides)
+    base = preset(preset_name)
+    chosen = apply_overrides(base, overrides).data.dataset
+    return apply_overrides(base, dataset_overrides(chosen) + list(overrides))
 
 
 @app.command()

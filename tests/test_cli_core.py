@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -84,3 +85,21 @@ def test_train_fast_is_bf16_autocast_with_the_compiled_step():
     assert (config.train.precision, config.train.compile) == ("bf16", True)
     plain = resolve_config("tiny", "cifar10", named_options("cifar10", None, None, None, None, None, None))
     assert (plain.train.precision, plain.train.compile) == ("fp32", False)
+
+
+@pytest.mark.parametrize(
+    ("preset_name", "dataset", "extra", "flips"),
+    [
+        (None, "cifar10", [], True),
+        (None, "stackedmnist", [], False),  # the cifar10 preset, unflipped for digits
+        ("tiny", "mnist", [], False),
+        ("tiny", None, ["data.dataset=stackedmnist"], False),  # the dataset named by --set
+        ("tiny", "mnist", ["data.random_flip=true"], True),  # the user's explicit choice wins
+        ("cifar10", "imagefolder", [], True),
+    ],
+)
+def test_digits_train_without_random_flips_unless_asked(preset_name, dataset, extra, flips):
+    from cli.train_cmd import named_options, resolve_config
+
+    config = resolve_config(preset_name, dataset, named_options(dataset, None, None, None, None, None, None) + extra)
+    assert config.data.random_flip is flips

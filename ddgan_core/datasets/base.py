@@ -132,3 +132,6 @@ class DatasetSpec:
     readiness: Callable[[Path], tuple[bool, str]]  # (ready here?, why), cheap: no full read
     load: Callable[..., Dataset]  # (data_dir, *, resolution, split, download, seed) -> Dataset
     fetch: Callable[[Path], Path] | None = None  # download into data_dir, where the dataset can be
+    # Whether an image's horizontal mirror is as likely as the image itself, so training may flip
+    # at random: true of photographs, not of digits (a mirrored 7 is no digit).
+    mirror_invariant: bool = True

