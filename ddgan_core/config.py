@@ -20,6 +20,10 @@ class ConfigError(DDGANError, ValueError):
     """A configuration value or override that cannot be accepted (one-line message)."""
 
 
+class ConfigWarning(UserWarning):
+    """A setting that is accepted but has no effect, most likely not what was meant."""
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which data to train on. `scale` maps point data to network units (x_net = x / scale)."""

@@ -6,7 +6,9 @@ come from it) and before a run directory is created, so bad settings leave nothi
 
 from __future__ import annotations
 
-from ddgan_core.config import PRECISIONS, Config, ConfigError
+import warnings
+
+from ddgan_core.config import PRECISIONS, Config, ConfigError, ConfigWarning
 from ddgan_core.network_checks import check_discriminator, check_generator, require_positive
 from ddgan_core.schedule import schedule_from_config
 
@@ -16,6 +18,7 @@ def check_training_config(config: Config) -> None:
     schedule_from_config(config.diffusion)
     check_generator(config)
     check_discriminator(config)
+    _warn_unreached_attention(config)
     t = config.train
     require_positive(train_batch_size=t.batch_size, train_iterations=t.iterations, train_lazy_reg=t.lazy_reg,
                      train_log_every=t.log_every, train_sample_every=t.sample_every,
@@ -29,6 +32,22 @@ def check_training_config(config: Config) -> None:
     _require(0 <= t.ema_decay < 1, f"train.ema_decay must lie in [0, 1), got {t.ema_decay}")
     _require(t.seed >= 0, f"train.seed must not be negative, got {t.seed}")
     _require(config.data.scale > 0, f"data.scale must be positive, got {config.data.scale}")
+
+
+def _warn_unreached_attention(config: Config) -> None:
+    """Attention is placed by resolution; one the U-Net never reaches (7, or 8 in a 32-px net
+    with two levels) silently adds nothing, so say so."""
+    g = config.generator
+    if g.kind != "ncsnpp":
+        return
+    reached = [g.image_size // 2**level for level in range(len(g.ch_mult))]
+    unreached = [r for r in g.attn_resolutions if r not in reached]
+    if unreached:
+        warnings.warn(
+            f"generator.attn_resolutions {', '.join(map(str, unreached))} not among the generator's resolutions "
+            f"({', '.join(map(str, reached))}): no attention layers there",
+            ConfigWarning, stacklevel=2,
+        )
 
 
 def _require(condition: bool, message: str) -> None:

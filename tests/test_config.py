@@ -1,8 +1,10 @@
 """Configuration objects, presets and key=value overrides."""
 
+import warnings
+
 import pytest
 
-from ddgan_core.config import PRESETS, Config, ConfigError, apply_overrides, preset
+from ddgan_core.config import PRESETS, Config, ConfigError, ConfigWarning, apply_overrides, preset
 from ddgan_core.errors import DDGANError
 from ddgan_core.run_checks import check_training_config
 
@@ -64,7 +66,17 @@ def test_unknown_preset_lists_the_known_ones():
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_every_preset_passes_the_training_checks(name):
-    check_training_config(preset(name))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and none of them places attention where its U-Net never is
+        check_training_config(preset(name))
+
+
+def test_attention_at_a_resolution_the_unet_never_reaches_is_warned_of():
+    tiny = preset("tiny")  # 16 px, levels at 16 and 8
+    with pytest.warns(ConfigWarning, match=r"attn_resolutions 7 not among the generator's resolutions \(16, 8\)"):
+        check_training_config(apply_overrides(tiny, ["attn_resolutions=7,8"]))
+    with pytest.warns(ConfigWarning, match=r"attn_resolutions 8 not among .* \(32, 16\)"):
+        check_training_config(apply_overrides(tiny, ["generator.image_size=32"]))
 
 
 @pytest.mark.parametrize(
