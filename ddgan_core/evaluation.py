@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ddgan_core.batch_progress import batch_ranges
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.metrics import (
@@ -415,8 +416,8 @@ def to_uint8_nchw(images: np.ndarray) -> np.ndarray:
 def extract_in_chunks(extractor: ImageFeatureExtractor, images: np.ndarray, chunk: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Features (float32) and logits of many images, `chunk` at a time (memory-mapped sets stay on disk)."""
     features, logits = [], []
-    for start in range(0, len(images), chunk):
-        f, lg = extractor(np.asarray(images[start : start + chunk]))
+    for start, count in batch_ranges(len(images), chunk, "features"):
+        f, lg = extractor(np.asarray(images[start : start + count]))
         features.append(np.asarray(f, dtype=np.float32))
         logits.append(np.asarray(lg, dtype=np.float32))
     return np.concatenate(features), np.concatenate(logits)

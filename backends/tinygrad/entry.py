@@ -81,7 +81,7 @@ def sample(
     """n samples in data units from the checkpoint's EMA generator (and the trajectory if asked)."""
     dev = pick_device(device)
     generator, config = load_ema_generator(checkpoint_path, dev)
-    result = Sampler(generator, config, dev).sample(n, seed, steps=steps, return_trajectory=trajectory)
+    result = Sampler(generator, config, dev).sample(n, seed, steps=steps, return_trajectory=trajectory, progress="sample")
     return *chain_in_data_units(result, trajectory, config), config
 
 

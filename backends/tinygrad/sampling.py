@@ -14,6 +14,7 @@ from tinygrad import Context, Tensor, TinyJit
 
 from backends.tinygrad import program_cache
 from backends.tinygrad.ops import TinygradOps, host_noise, labels_tensor
+from ddgan_core.batch_progress import batch_ranges
 from ddgan_core.config import Config, item_shape
 from ddgan_core.sampling import chain_levels, sample_chain
 from ddgan_core.schedule import schedule_from_config
@@ -42,19 +43,20 @@ class Sampler:
     def sample(
         self, n: int, seed: int, steps: int | None = None, return_trajectory: bool = False,
         batch_size: int = 1000, levels: list[int] | None = None, x_start: np.ndarray | None = None,
+        progress: str | None = None,
     ):
         """n samples (network units) through the core's chain, optionally with the trajectory.
 
         As in the PyTorch backend: `steps` evenly spread levels from x_T ~ N(0, I) by default;
-        `levels` and `x_start` (n points at levels[0]) run any part of the chain.
+        `levels` and `x_start` (n points at levels[0]) run any part of the chain; `progress` labels
+        a progress bar over the batches.
         """
         levels = chain_levels(self.schedule.timesteps, steps) if levels is None else levels
         rng = np.random.default_rng(seed)
         ops = TinygradOps(host_noise(rng, self.device))
         nz = self.config.generator.nz
         outputs, trajectories = [], []
-        for start in range(0, n, batch_size):
-            m = min(batch_size, n - start)
+        for start, m in batch_ranges(n, batch_size, progress):
 
             def predict_x0(x_t: Tensor, label: int, m: int = m) -> Tensor:
                 labels = labels_tensor(np.full(m, label), self.device)

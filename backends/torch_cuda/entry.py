@@ -126,9 +126,10 @@ def sample(
     dev = pick_device(device)
     generator, config = load_ema_generator(checkpoint_path, dev)
     if fast:
-        samples = fastest_sampler(generator, config, min(n, SAMPLE_BATCH), dev, steps=steps).sample(n, seed)
+        samples = fastest_sampler(generator, config, min(n, SAMPLE_BATCH), dev, steps=steps).sample(n, seed, "sample")
         return to_data_units(samples, config), None, config
-    result = sample_with(generator, config, n, seed, dev, steps=steps, return_trajectory=trajectory, batch_size=SAMPLE_BATCH)
+    result = sample_with(generator, config, n, seed, dev, steps=steps, return_trajectory=trajectory, batch_size=SAMPLE_BATCH,
+                         progress="sample")
     return *chain_in_data_units(result, trajectory, config), config
 
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from backends.torch_cuda.compile import compile_network, to_channels_last
 from ddgan_core import kernels
+from ddgan_core.batch_progress import batch_ranges
 from ddgan_core.config import PRECISIONS, Config, item_shape
 from ddgan_core.errors import DDGANError
 from ddgan_core.sampling import ChainStep, chain_levels, chain_steps, run_chain
@@ -140,13 +141,14 @@ class FastSampler:
             return self._chain()[:m]
 
     # --- many batches --------------------------------------------------------------------------
-    def sample(self, n: int, seed: int) -> np.ndarray:
-        """n samples in network units, float32 (N, ...): the same draws as sample_with(..., seed, batch_size)."""
+    def sample(self, n: int, seed: int, progress: str | None = None) -> np.ndarray:
+        """n samples in network units, float32 (N, ...): the same draws as sample_with(..., seed, batch_size);
+        `progress` labels a progress bar over the batches."""
         rng = torch.Generator(device=self.device)
         rng.manual_seed(seed)
         outputs = []
-        for start in range(0, n, self.batch_size):
-            outputs.append(self.run_batch(rng, min(self.batch_size, n - start)).contiguous().cpu().numpy())
+        for _start, m in batch_ranges(n, self.batch_size, progress):
+            outputs.append(self.run_batch(rng, m).contiguous().cpu().numpy())
         return np.concatenate(outputs)
 
 

@@ -24,6 +24,7 @@ from backends.torch_cuda.networks import build_discriminator, build_generator
 from backends.torch_cuda.ops import TorchOps
 from backends.torch_cuda.r1_gradients import r1_step_gradients, set_gradients
 from ddgan_core import losses
+from ddgan_core.batch_progress import batch_ranges
 from ddgan_core.checkpoint import DISCRIMINATOR, GENERATOR, GENERATOR_EMA, Checkpoint, check_weights_match
 from ddgan_core.config import Config, item_shape
 from ddgan_core.diffusion import DiffusionProcess
@@ -206,12 +207,13 @@ def load_module(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) ->
 def sample_with(
     generator: torch.nn.Module, config: Config, n: int, seed: int, device: torch.device,
     steps: int | None = None, return_trajectory: bool = False, batch_size: int = 1000,
-    levels: list[int] | None = None, x_start: np.ndarray | None = None,
+    levels: list[int] | None = None, x_start: np.ndarray | None = None, progress: str | None = None,
 ):
     """n samples (network units) through the core's chain, optionally with the trajectory.
 
     By default the chain runs from x_T ~ N(0, I) over `steps` evenly spread levels; `levels` and
     `x_start` (n starting points at levels[0]) run any part of it, e.g. one step from a given x_t.
+    `progress` labels a progress bar over the batches (none by default, as inside training).
     """
     schedule = schedule_from_config(config.diffusion)
     levels = chain_levels(schedule.timesteps, steps) if levels is None else levels
@@ -220,8 +222,7 @@ def sample_with(
     ops = TorchOps(rng)
     shape = item_shape(config)
     outputs, trajectories = [], []
-    for start in range(0, n, batch_size):
-        m = min(batch_size, n - start)
+    for start, m in batch_ranges(n, batch_size, progress):
 
         def predict_x0(x_t: torch.Tensor, label: int) -> torch.Tensor:
             labels = torch.full((m,), label, dtype=torch.long, device=device)
