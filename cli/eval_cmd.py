@@ -105,6 +105,12 @@ def reference_for(
     if ref.is_dir():
         images = load_dataset("imagefolder", ref, resolution=resolution).images
         return reference_statistics(images, extractor, f"{ref.resolve().name}-{resolution}px")
+    if ref.suffix.lower() == ".npy" and ref.is_file():
+        raise EvaluationError(
+            f"{ref}: .npy statistics (the reference code's pickled dicts) are not read, as unpickling runs code; "
+            f"convert once: python -c \"import numpy as n; d = n.load('{ref}', allow_pickle=True).item(); "
+            f"n.savez('{ref.with_suffix('.npz')}', mu=d['mu'], sigma=d['sigma'])\""
+        )
     if ref.suffix.lower() != ".npz" or not ref.is_file():
         raise EvaluationError(f"--ref must be an .npz of statistics or a folder of images, got '{ref}'")
     return load_reference_file(ref)

@@ -198,7 +198,8 @@ class ImageScores:
         rows = [("FID", f"{self.fid:.3f}"),
                 ("Inception Score", f"{self.inception_score[0]:.3f} +- {self.inception_score[1]:.3f}")]
         if self.precision is not None and self.recall is not None:
-            rows += [("precision (k = 3)", f"{self.precision:.4f}"), ("recall (k = 3)", f"{self.recall:.4f}")]
+            rows += [("precision (k = 3, Inception pool3)", f"{self.precision:.4f}"),
+                     ("recall (k = 3, Inception pool3)", f"{self.recall:.4f}")]
         return [Table(f"{self.n_samples:,} samples against {self.reference} ({self.n_reference:,} images)",
                       ("metric", "value"), tuple(rows))]
 
@@ -490,7 +491,9 @@ def evaluate_images(
     splits: int = 10, k: int = 3,
 ) -> ImageScores:
     """FID and IS of uint8 NCHW sample images; precision/recall (k-NN) when the reference has
-    features, on equally many real and fake features (the first min(N_real, N_fake))."""
+    features, on equally many real and fake features: m = min(N_real, N_fake) of each, the
+    reference's m drawn at random (seeded) because a reference is stored in an order (an image
+    folder by path, often class by class) and its first m would cover only part of it."""
     if len(images) < 2:
         raise EvaluationError(f"FID needs at least 2 samples, got {len(images)}")
     features, logits = extract_in_chunks(extractor, images)
@@ -504,8 +507,16 @@ def evaluate_images(
     if reference.features is not None:
         m = min(len(features), len(reference.features))
         if m > k:
-            precision, recall = precision_recall(reference.features[:m], features[:m], k=k)
+            precision, recall = precision_recall(reference_subset(reference.features, m), features[:m], k=k)
     return ImageScores(fid, score, precision, recall, len(images), reference.source, reference.n)
+
+
+def reference_subset(features: np.ndarray, m: int, seed: int = 0) -> np.ndarray:
+    """m of the reference features, all of them if there are no more, else a seeded uniform draw
+    without replacement (kept in stored order)."""
+    if m >= len(features):
+        return features
+    return features[np.sort(np.random.default_rng(seed).choice(len(features), m, replace=False))]
 
 
 # --- Stacked MNIST ----------------------------------------------------------------------------

@@ -212,3 +212,19 @@ def test_the_default_reference_is_the_runs_training_set_and_a_folder_or_npz_can_
     assert eval_cmd.reference_for(stats, "cifar10", "/data/cifar", 4, _Pixels()).features is None
     with pytest.raises(eval_cmd.EvaluationError, match="--ref must be"):
         eval_cmd.reference_for(tmp_path / "stats.txt", "cifar10", "/data/cifar", 4, _Pixels())
+
+
+def test_the_reference_codes_pickled_npy_statistics_are_refused_with_the_command_that_converts_them(tmp_path):
+    from cli import eval_cmd
+
+    legacy = tmp_path / "cifar10_train_stat.npy"
+    np.save(legacy, {"mu": np.arange(3.0), "sigma": 2 * np.eye(3)}, allow_pickle=True)
+    with pytest.raises(eval_cmd.EvaluationError) as refused:
+        eval_cmd.reference_for(legacy, "cifar10", "/data/cifar", 4, _Pixels())
+    message = str(refused.value)
+    assert "\n" not in message and "unpickling runs code" in message
+    command = message.split("python -c ", 1)[1].strip('"').replace('\\"', '"')
+    exec(command, {})  # the command the user is told to run does the conversion
+    converted = eval_cmd.load_reference_file(legacy.with_suffix(".npz"))
+    np.testing.assert_array_equal(converted.mu, np.arange(3.0))
+    np.testing.assert_array_equal(converted.sigma, 2 * np.eye(3))

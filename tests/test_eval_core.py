@@ -24,6 +24,7 @@ from ddgan_core.evaluation import (
     load_samples_file,
     mixture_quantile,
     reference_statistics,
+    reference_subset,
     scaled_mixture,
     stacked_mnist_labels,
     to_uint8_nchw,
@@ -259,3 +260,18 @@ def test_point_scores_render_as_a_table():
     scores = PointScores(3, 25, 0.5, 1.0, (1,) * 3 + (0,) * 22)
     (table,) = scores.tables()
     assert table.rows[0] == ("modes covered", "3 / 25")
+
+
+def test_precision_recall_draw_the_reference_at_random_not_its_first_images(tmp_path):
+    # A reference stored class by class (an image folder sorted by path) and a perfect generator
+    # with fewer samples: the first images would be one class only, and precision would be ~1/2.
+    rng = np.random.default_rng(5)
+    dark = rng.integers(20, 60, (200, 1, 4, 4), dtype=np.uint8)
+    light = rng.integers(190, 230, (200, 1, 4, 4), dtype=np.uint8)
+    extractor = PixelFeatures()
+    reference = reference_statistics(np.concatenate([dark, light]), extractor, "sorted", tmp_path)
+    samples = np.concatenate([dark[:50], light[:50]])[rng.permutation(100)]
+    scores = evaluate_images(samples, extractor, reference)
+    assert scores.precision > 0.9 and scores.recall > 0.8
+    assert len(reference_subset(reference.features, 100)) == 100
+    np.testing.assert_array_equal(reference_subset(reference.features, 100), reference_subset(reference.features, 100))
