@@ -71,6 +71,14 @@ class _Source:
         samples, _, _ = self.entry.sample(self.checkpoint, n, steps, seed, device=self.device)
         return samples
 
+    def draw_images(self, n: int, steps: Optional[int], seed: int, dataset: str) -> np.ndarray:
+        """uint8 NCHW images: the stored samples, or n drawn and converted batch by batch."""
+        if self.stored is None:
+            return self.entry.sample_images(self.checkpoint, n, steps, seed, device=self.device)
+        if self.stored.ndim != 4:
+            raise EvaluationError(f"{dataset} samples must be images (N, C, H, W), got shape {self.stored.shape}")
+        return to_uint8_nchw(self.stored)
+
 
 def _dataset_name(source: _Source, dataset: Optional[str]) -> str:
     if source.config is not None:
@@ -130,21 +138,18 @@ def _score(
         mixture = load_dataset(dataset).mixture
         return evaluate_denoising(model, mixture, schedule_from_config(config.diffusion), n, n, seed,
                                   config.data.scale), notes
-    samples = source.draw(n, steps, seed)
     if source.stored is not None:
-        notes.append(f"scored all {len(samples):,} samples of the file")
+        notes.append(f"scored all {len(source.stored):,} samples of the file")
     if family == "denoising":
         notes.append("a samples file gives x_0 only: the per-level chain and step distances need --run")
-        return evaluate_samples_1d(samples, load_dataset(dataset).mixture), notes
+        return evaluate_samples_1d(source.draw(n, steps, seed), load_dataset(dataset).mixture), notes
     if family == "points":
-        return evaluate_points(samples, load_dataset(dataset).mixture), notes
-    if samples.ndim != 4:
-        raise EvaluationError(f"{dataset} samples must be images (N, C, H, W), got shape {samples.shape}")
-    images = to_uint8_nchw(samples)
+        return evaluate_points(source.draw(n, steps, seed), load_dataset(dataset).mixture), notes
     device = _torch_device(source.device)
     if family == "stackedmnist":
         from backends.torch_cuda.mnist_classifier import digit_classifier
 
+        images = source.draw_images(n, steps, seed, dataset)
         classifier = digit_classifier(data_dir, images.shape[-1], device)
         return evaluate_stacked_mnist(images, classifier, classifier.accuracy), notes
     if ref is None and dataset == "images":
@@ -152,7 +157,8 @@ def _score(
                               "(or --dataset NAME to use that dataset's training images)")
     from backends.torch_cuda.inception import fid_features
 
-    extractor = fid_features(inception_weights, device)
+    extractor = fid_features(inception_weights, device)  # first: missing weights fail before 50,000 samples are drawn
+    images = source.draw_images(n, steps, seed, dataset)
     reference = reference_for(ref, dataset, data_dir, images.shape[-1], extractor)
     if len(images) != FID_PROTOCOL_SAMPLES:
         notes.append(f"FID from {len(images):,} samples (the protocol uses {FID_PROTOCOL_SAMPLES:,}): it is biased "

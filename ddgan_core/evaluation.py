@@ -20,7 +20,7 @@ import os
 import pathlib
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -412,6 +412,23 @@ class ReferenceStatistics:
 def to_uint8_nchw(images: np.ndarray) -> np.ndarray:
     """NCHW floats in [-1, 1] -> NCHW uint8, rounded as when samples are saved as PNG."""
     return np.ascontiguousarray(to_uint8_images(images).transpose(0, 3, 1, 2))
+
+
+def uint8_images_from_batches(batches: Iterable[np.ndarray], n: int) -> np.ndarray:
+    """n sample images as uint8 NCHW from batches of NCHW floats in [-1, 1], converted as they come:
+    eval's 50,000 samples at 256 px are 9.8 GB as uint8 but would be 39 GB held as float32."""
+    out: np.ndarray | None = None
+    filled = 0
+    for batch in batches:
+        if batch.ndim != 4:
+            raise EvaluationError(f"image samples must be (N, C, H, W), got a batch of shape {batch.shape}")
+        if out is None:
+            out = np.empty((n, *batch.shape[1:]), dtype=np.uint8)
+        out[filled : filled + len(batch)] = to_uint8_nchw(batch)
+        filled += len(batch)
+    if out is None or filled != n:
+        raise EvaluationError(f"expected {n} samples, the sampler gave {filled}")
+    return out
 
 
 def extract_in_chunks(extractor: ImageFeatureExtractor, images: np.ndarray, chunk: int = 1000) -> tuple[np.ndarray, np.ndarray]:

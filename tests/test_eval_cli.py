@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 
 from backends.torch_cuda import entry  # noqa: E402
 from cli.train_cmd import named_options, resolve_config  # noqa: E402
-from ddgan_core.evaluation import CACHE_ENV  # noqa: E402
+from ddgan_core.evaluation import CACHE_ENV, EvaluationError  # noqa: E402
 
 TINY = ["generator.hidden=32", "discriminator.hidden=32", "log_every=5", "sample_every=1000", "checkpoint_every=1000"]
 
@@ -228,3 +228,25 @@ def test_the_reference_codes_pickled_npy_statistics_are_refused_with_the_command
     converted = eval_cmd.load_reference_file(legacy.with_suffix(".npz"))
     np.testing.assert_array_equal(converted.mu, np.arange(3.0))
     np.testing.assert_array_equal(converted.sigma, 2 * np.eye(3))
+
+
+def test_eval_draws_the_pixels_of_ddgan_samples_draws_batch_by_batch(monkeypatch, tmp_path):
+    from backends.torch_cuda.networks import build_generator
+    from ddgan_core.checkpoint import GENERATOR_EMA, save_checkpoint
+    from ddgan_core.config import preset
+    from ddgan_core.evaluation import to_uint8_nchw, uint8_images_from_batches
+    from tests.network_fixtures import wake_near_zero_layers
+
+    tiny = preset("tiny")
+    torch.manual_seed(0)
+    generator = wake_near_zero_layers(build_generator(tiny).eval())
+    checkpoint = tmp_path / "g.safetensors"
+    save_checkpoint(checkpoint, {f"{GENERATOR_EMA}.{k}": v.numpy() for k, v in generator.state_dict().items()},
+                    step=0, config=tiny)
+    monkeypatch.setattr(entry, "SAMPLE_BATCH", 2)  # 5 samples: batches of 2, 2 and 1
+    images = entry.sample_images(checkpoint, 5, None, seed=3, device="cpu")
+    samples, _, _ = entry.sample(checkpoint, 5, None, seed=3, device="cpu")
+    assert images.dtype == np.uint8 and images.shape == (5, 3, 16, 16) and samples.std() > 0.2
+    np.testing.assert_array_equal(images, to_uint8_nchw(samples))
+    with pytest.raises(EvaluationError, match="expected 3 samples, the sampler gave 2"):
+        uint8_images_from_batches([np.zeros((2, 3, 4, 4), np.float32)], 3)

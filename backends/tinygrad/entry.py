@@ -19,9 +19,11 @@ from backends.tinygrad.trainer import TinygradTrainer, load_module
 from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
+from ddgan_core.evaluation import uint8_images_from_batches
 from ddgan_core.rundir import RunDir
 from ddgan_core.sample_output import chain_in_data_units, one_step_in_data_units
 from ddgan_core.session import train_session
+from ddgan_core.training_loop import to_data_units
 
 BACKEND = "tinygrad"
 
@@ -83,6 +85,16 @@ def sample(
     generator, config = load_ema_generator(checkpoint_path, dev)
     result = Sampler(generator, config, dev).sample(n, seed, steps=steps, return_trajectory=trajectory, progress="sample")
     return *chain_in_data_units(result, trajectory, config), config
+
+
+def sample_images(
+    checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
+) -> np.ndarray:
+    """sample's n draws of an image model as uint8 NCHW, converted batch by batch (`ddgan eval`)."""
+    dev = pick_device(device)
+    generator, config = load_ema_generator(checkpoint_path, dev)
+    batches = Sampler(generator, config, dev).batches(n, seed, steps=steps, progress="sample")
+    return uint8_images_from_batches((to_data_units(x, config) for x, _ in batches), n)
 
 
 def sample_step(

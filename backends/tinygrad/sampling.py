@@ -7,6 +7,7 @@ the noise (numpy, seeded per call, so a seed gives the same samples on every dev
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -51,11 +52,20 @@ class Sampler:
         `levels` and `x_start` (n points at levels[0]) run any part of the chain; `progress` labels
         a progress bar over the batches.
         """
+        batches = list(self.batches(n, seed, steps, return_trajectory, batch_size, levels, x_start, progress))
+        samples = np.concatenate([x for x, _ in batches])
+        return (samples, np.concatenate([path for _, path in batches], axis=1)) if return_trajectory else samples
+
+    def batches(
+        self, n: int, seed: int, steps: int | None = None, return_trajectory: bool = False,
+        batch_size: int = 1000, levels: list[int] | None = None, x_start: np.ndarray | None = None,
+        progress: str | None = None,
+    ) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """sample's draws one batch at a time: (samples, trajectory or None)."""
         levels = chain_levels(self.schedule.timesteps, steps) if levels is None else levels
         rng = np.random.default_rng(seed)
         ops = TinygradOps(host_noise(rng, self.device))
         nz = self.config.generator.nz
-        outputs, trajectories = [], []
         for start, m in batch_ranges(n, batch_size, progress):
 
             def predict_x0(x_t: Tensor, label: int, m: int = m) -> Tensor:
@@ -70,12 +80,6 @@ class Sampler:
             else:
                 x = Tensor(np.asarray(x_start[start : start + m], dtype=np.float32), device=self.device)
             result = sample_chain(predict_x0, x, self.schedule, ops, levels, return_trajectory)
-            if return_trajectory:
-                x, trajectory = result
-                trajectories.append(np.stack([level.numpy() for level in trajectory]))
-            else:
-                x = result
-            outputs.append(x.numpy())
-        samples = np.concatenate(outputs)
+            x, trajectory = result if return_trajectory else (result, None)
+            yield x.numpy(), (np.stack([level.numpy() for level in trajectory]) if trajectory is not None else None)
         program_cache.persist()
-        return (samples, np.concatenate(trajectories, axis=1)) if return_trajectory else samples

@@ -15,10 +15,11 @@ from backends.torch_cuda.device_data import device_batches
 from backends.torch_cuda.distributed import Distributed
 from backends.torch_cuda.fast_sampling import fastest_sampler
 from backends.torch_cuda.networks import build_generator
-from backends.torch_cuda.trainer import TorchTrainer, load_module, sample_with
+from backends.torch_cuda.trainer import TorchTrainer, load_module, sample_batches, sample_with
 from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
+from ddgan_core.evaluation import uint8_images_from_batches
 from ddgan_core.rundir import RunDir
 from ddgan_core.sample_output import chain_in_data_units, one_step_in_data_units
 from ddgan_core.session import train_session
@@ -131,6 +132,16 @@ def sample(
     result = sample_with(generator, config, n, seed, dev, steps=steps, return_trajectory=trajectory, batch_size=SAMPLE_BATCH,
                          progress="sample")
     return *chain_in_data_units(result, trajectory, config), config
+
+
+def sample_images(
+    checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
+) -> np.ndarray:
+    """sample's n draws of an image model as uint8 NCHW, converted batch by batch (`ddgan eval`)."""
+    dev = pick_device(device)
+    generator, config = load_ema_generator(checkpoint_path, dev)
+    batches = sample_batches(generator, config, n, seed, dev, steps=steps, batch_size=SAMPLE_BATCH, progress="sample")
+    return uint8_images_from_batches((to_data_units(x, config) for x, _ in batches), n)
 
 
 def sample_step(

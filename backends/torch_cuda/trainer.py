@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -203,7 +204,6 @@ def load_module(module: torch.nn.Module, checkpoint: Checkpoint, prefix: str) ->
     module.load_state_dict({name: torch.from_numpy(value).to(device) for name, value in found.items()})
 
 
-@torch.no_grad()
 def sample_with(
     generator: torch.nn.Module, config: Config, n: int, seed: int, device: torch.device,
     steps: int | None = None, return_trajectory: bool = False, batch_size: int = 1000,
@@ -215,13 +215,26 @@ def sample_with(
     `x_start` (n starting points at levels[0]) run any part of it, e.g. one step from a given x_t.
     `progress` labels a progress bar over the batches (none by default, as inside training).
     """
+    batches = list(sample_batches(generator, config, n, seed, device, steps, return_trajectory, batch_size,
+                                  levels, x_start, progress))
+    samples = np.concatenate([x for x, _ in batches])
+    return (samples, np.concatenate([path for _, path in batches], axis=1)) if return_trajectory else samples
+
+
+@torch.no_grad()
+def sample_batches(
+    generator: torch.nn.Module, config: Config, n: int, seed: int, device: torch.device,
+    steps: int | None = None, return_trajectory: bool = False, batch_size: int = 1000,
+    levels: list[int] | None = None, x_start: np.ndarray | None = None, progress: str | None = None,
+) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+    """sample_with's draws one batch at a time: (samples, trajectory or None), so a caller can
+    keep less than all n in float32 (eval's 50,000 at 256 px would be 39 GB)."""
     schedule = schedule_from_config(config.diffusion)
     levels = chain_levels(schedule.timesteps, steps) if levels is None else levels
     rng = torch.Generator(device=device)
     rng.manual_seed(seed)
     ops = TorchOps(rng)
     shape = item_shape(config)
-    outputs, trajectories = [], []
     for start, m in batch_ranges(n, batch_size, progress):
 
         def predict_x0(x_t: torch.Tensor, label: int) -> torch.Tensor:
@@ -233,11 +246,5 @@ def sample_with(
         else:
             x = torch.as_tensor(x_start[start : start + m], dtype=torch.float32, device=device)
         result = sample_chain(predict_x0, x, schedule, ops, levels, return_trajectory)
-        if return_trajectory:
-            x, trajectory = result
-            trajectories.append(torch.stack(trajectory).cpu().numpy())
-        else:
-            x = result
-        outputs.append(x.float().cpu().numpy())
-    samples = np.concatenate(outputs)
-    return (samples, np.concatenate(trajectories, axis=1)) if return_trajectory else samples
+        x, trajectory = result if return_trajectory else (result, None)
+        yield x.float().cpu().numpy(), (torch.stack(trajectory).cpu().numpy() if trajectory is not None else None)
