@@ -29,6 +29,22 @@ class CheckpointError(DDGANError):
     """A checkpoint that is missing, unreadable, truncated, or of another architecture."""
 
 
+class ResumeWarning(UserWarning):
+    """A resumed run cannot continue the checkpoint's random stream exactly."""
+
+
+def fresh_stream_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of a resumed process's random stream where it cannot continue the checkpoint's own
+    (another backend's or device type's, or rank 0's of several processes): a function of (seed,
+    rank, step), so such a resume is still reproducible and never replays the first steps' draws."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+
+def other_random_streams(checkpoint: "Checkpoint", own_key: str) -> list[str]:
+    """The checkpoint's random-generator states (`rng.*`) that are not `own_key`: another backend's."""
+    return sorted(k for k in checkpoint.tensors if k.startswith("rng.") and k != own_key)
+
+
 def save_checkpoint(
     path: str | os.PathLike, tensors: dict[str, np.ndarray], *, step: int, config: Config, extra: dict | None = None
 ) -> pathlib.Path:

@@ -11,10 +11,10 @@ from typer.testing import CliRunner
 
 pytest.importorskip("tinygrad")
 
-from backends.tinygrad.bench import bench_sample
+from backends.tinygrad.bench import bench_sample, capture_iterations
 from cli.app import app
 from cli.main import COMMAND_MODULES  # noqa: F401  (registers the commands)
-from ddgan_core.config import preset
+from ddgan_core.config import apply_overrides, preset
 from ddgan_core.errors import DDGANError
 from tests.test_layering import BLOCKER
 
@@ -97,3 +97,14 @@ def test_tinygrad_bench_runs_without_torch():
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip().splitlines()[-2:] == ["True", "[]"]
+
+
+@pytest.mark.parametrize("lazy_reg", [1, 2, 3, 4, 10])
+def test_bench_runs_every_jitted_step_variant_twice_before_timing(lazy_reg):
+    """TinyJit captures on a function's second call: a capture inside the timed runs would be timed."""
+    from ddgan_core.losses import r1_due
+
+    config = apply_overrides(preset("toy2d"), [f"train.lazy_reg={lazy_reg}"])
+    variants = [r1_due(step, lazy_reg) for step in range(capture_iterations(config))]
+    assert all(variants.count(kind) >= 2 for kind in set(variants))
+    assert set(variants) == ({True} if lazy_reg == 1 else {True, False})

@@ -149,6 +149,33 @@ def test_resume_continues_the_run(tmp_path):
         np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-8, err_msg=name)  # float32 rounding
 
 
+def test_a_checkpoint_without_this_backends_stream_resumes_on_a_fresh_one_not_a_replay(tmp_path):
+    from ddgan_core.checkpoint import ResumeWarning, fresh_stream_seed
+
+    config = toy_config()
+    state = {k: v for k, v in TinygradTrainer(config, "CPU").state().items() if not k.startswith("rng.")}
+    state["rng.torch_generator"] = np.zeros(16, dtype=np.uint8)  # as a torch run's checkpoint holds
+    save_checkpoint(tmp_path / "c.safetensors", state, step=5, config=config, extra={"optimizer_step": 5})
+    resumed = TinygradTrainer(config, "CPU")
+    with pytest.warns(ResumeWarning, match=r"another backend's random stream \(rng.torch_generator\)"):
+        resumed.load_state(load_checkpoint(tmp_path / "c.safetensors"))
+    expected = np.random.Generator(np.random.PCG64(fresh_stream_seed(config.train.seed, 0, 5))).standard_normal(4)
+    np.testing.assert_array_equal(resumed.rng.standard_normal(4), expected)
+    assert not np.array_equal(expected, TinygradTrainer(config, "CPU").rng.standard_normal(4))  # not step 0's draws
+
+
+def test_resuming_a_torch_fast_run_says_which_setting_to_change(tmp_path):
+    config = toy_config("train.iterations=2", "train.checkpoint_every=2")
+    run = tinygrad_train(config, tmp_path / "run", resume=False, device="cpu", show_progress=False)
+    checkpoint = load_checkpoint(run.last_checkpoint)  # made into a torch --fast run's checkpoint
+    fast = apply_overrides(checkpoint.config, ["train.compile=true", "train.iterations=4"])
+    save_checkpoint(run.last_checkpoint, checkpoint.tensors, step=2, config=fast, extra=checkpoint.extra)
+    with pytest.raises(DDGANError, match="resume a torch run with --set train.compile=false"):
+        tinygrad_train(None, run.path, resume=True, device="cpu", show_progress=False)
+    tinygrad_train(None, run.path, resume=True, device="cpu", show_progress=False, resume_changes=["train.compile=false"])
+    assert load_checkpoint(run.last_checkpoint).step == 4
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """One short toy run per backend (3 steps, through the shared training loop)."""

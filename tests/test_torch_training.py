@@ -18,8 +18,8 @@ torch = pytest.importorskip("torch")
 from backends.torch_cuda import entry  # noqa: E402
 from backends.torch_cuda.distributed import Distributed  # noqa: E402
 from backends.torch_cuda.networks import build_generator  # noqa: E402
-from backends.torch_cuda.trainer import RNG_KEY, ResumeWarning, TorchTrainer  # noqa: E402
-from ddgan_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from backends.torch_cuda.trainer import RNG_KEY, TorchTrainer  # noqa: E402
+from ddgan_core.checkpoint import ResumeWarning, load_checkpoint, save_checkpoint  # noqa: E402
 from ddgan_core.config import apply_overrides, preset  # noqa: E402
 from tests.dataset_fixtures import write_cifar10  # noqa: E402
 
@@ -89,6 +89,10 @@ def test_resumed_ranks_draw_noise_of_their_own_and_a_foreign_generator_state_sta
     checkpoint.tensors[RNG_KEY] = np.zeros(16, dtype=np.uint8)  # the size of a CUDA generator's state
     with pytest.warns(ResumeWarning, match="not for a cpu generator"):
         assert torch.equal(first_draws(Distributed.single()), rank_0)  # fresh: (seed, rank 0, step)
+    del checkpoint.tensors[RNG_KEY]
+    checkpoint.tensors["rng.numpy_pcg64"] = np.zeros(8, dtype=np.uint8)  # a tinygrad run's stream
+    with pytest.warns(ResumeWarning, match=r"another backend's random stream \(rng.numpy_pcg64\)"):
+        assert torch.equal(first_draws(Distributed.single()), rank_0)
 
 
 def test_resume_from_the_command_line_keeps_the_runs_configuration(tmp_path):

@@ -116,7 +116,7 @@ def bench_train(
     def run() -> None:
         trainer.train_step(batch, next(step))
 
-    for _ in range(_capture_iterations(config)):
+    for _ in range(capture_iterations(config)):
         run()
     seconds = time_runs(run, dev, warmup, repeats)
     return Measurement(seconds, peak_memory_bytes(dev), device_description(dev))
@@ -127,8 +127,10 @@ def check_no_profile(profile: bool) -> None:
         raise DDGANError("--profile: the tinygrad backend has no profiler (torch has)")
 
 
-def _capture_iterations(config: Config) -> int:
-    """Iterations until both jitted step variants replay: the second R1 step is step lazy_reg."""
+def capture_iterations(config: Config) -> int:
+    """Iterations until every jitted step variant has been called twice (TinyJit captures on its
+    second call), so none is captured while timed: R1 runs at steps 0, L, 2L, ... (L = lazy_reg),
+    so its second call is step L, and with L = 2 the plain step's second call is step 3."""
     train = config.train
     with_r1_variant = train.r1_gamma > 0 and train.lazy_reg > 1
-    return train.lazy_reg + 1 if with_r1_variant else 2
+    return max(train.lazy_reg + 1, 4) if with_r1_variant else 2

@@ -41,12 +41,13 @@ def pick_device(name: str | None) -> str:
 
 def check_train_settings(config: Config) -> None:
     """Refuse training settings of the PyTorch backend that tinygrad does not have, in one line."""
+    # A resumed torch --fast run brings these in its own configuration: say how to change them then too.
     if config.train.precision != "fp32":
-        raise DDGANError(f"the tinygrad backend trains in fp32 only (got precision {config.train.precision}: "
-                         "drop --precision or --fast)")
+        raise DDGANError(f"the tinygrad backend trains in fp32 only (got precision {config.train.precision}): "
+                         "drop --precision or --fast, or resume a torch run with --precision fp32")
     if config.train.compile:
         raise DDGANError("train.compile is the torch backend's fast path; tinygrad always runs its step "
-                         "compiled (TinyJit): drop it (or --fast)")
+                         "compiled (TinyJit): drop it (or --fast), or resume a torch run with --set train.compile=false")
 
 
 def train(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +38,10 @@ from ddgan_core.checkpoint import (
     GENERATOR,
     GENERATOR_EMA,
     Checkpoint,
+    ResumeWarning,
     check_weights_match,
+    fresh_stream_seed,
+    other_random_streams,
 )
 from ddgan_core.config import Config, item_shape
 from ddgan_core.diffusion import DiffusionProcess
@@ -204,6 +208,15 @@ class TinygradTrainer:
         self._steps_taken = step
         if RNG_KEY in checkpoint.tensors:
             self.rng.bit_generator.state = json.loads(checkpoint.tensors[RNG_KEY].tobytes().decode())
+            return
+        # Not this backend's checkpoint: a fresh stream of (seed, step), never a replay of step 0's draws.
+        fresh = np.random.PCG64(fresh_stream_seed(self.config.train.seed, 0, checkpoint.step))
+        self.rng.bit_generator.state = fresh.state
+        others = other_random_streams(checkpoint, RNG_KEY)
+        if others:
+            warnings.warn(f"the checkpoint holds another backend's random stream ({', '.join(others)}); "
+                          f"training continues from step {checkpoint.step} with fresh random draws",
+                          ResumeWarning, stacklevel=2)
 
 
 def _adam_step(opt: Adam, params: list[Tensor], loss: Tensor, lr: Tensor, outputs: list[Tensor]) -> None:

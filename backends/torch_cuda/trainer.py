@@ -26,17 +26,16 @@ from backends.torch_cuda.ops import TorchOps
 from backends.torch_cuda.r1_gradients import r1_step_gradients, set_gradients
 from ddgan_core import losses
 from ddgan_core.batch_progress import batch_ranges
-from ddgan_core.checkpoint import DISCRIMINATOR, GENERATOR, GENERATOR_EMA, Checkpoint, check_weights_match
+from ddgan_core.checkpoint import (
+    DISCRIMINATOR, GENERATOR, GENERATOR_EMA, Checkpoint, ResumeWarning, check_weights_match, fresh_stream_seed,
+    other_random_streams,
+)
 from ddgan_core.config import Config, item_shape
 from ddgan_core.diffusion import DiffusionProcess
 from ddgan_core.sampling import chain_levels, sample_chain
 from ddgan_core.schedule import schedule_from_config
 
 RNG_KEY = "rng.torch_generator"
-
-
-class ResumeWarning(UserWarning):
-    """A resumed run cannot continue the checkpoint's random stream exactly."""
 
 
 class TorchTrainer:
@@ -173,9 +172,9 @@ class TorchTrainer:
                     }
             # through load_state_dict, so torch places each tensor (and the step) as this optimiser needs
             opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
-        self._restore_rng(checkpoint.tensors.get(RNG_KEY), checkpoint.step)
+        self._restore_rng(checkpoint.tensors.get(RNG_KEY), checkpoint.step, other_random_streams(checkpoint, RNG_KEY))
 
-    def _restore_rng(self, saved: np.ndarray | None, step: int) -> None:
+    def _restore_rng(self, saved: np.ndarray | None, step: int, others: list[str]) -> None:
         """Continue the checkpoint's random stream where it is this process's own (one process, a
         generator of the same device type), so a resumed run equals an uninterrupted one. Otherwise
         draw from a fresh stream of (seed, rank, step): a multi-process checkpoint holds rank 0's
@@ -184,10 +183,12 @@ class TorchTrainer:
         if saved is not None and self.dist.world_size == 1 and saved.size == self.rng.get_state().numel():
             self.rng.set_state(torch.from_numpy(saved.copy()))
             return
-        seed = np.random.SeedSequence([self.config.train.seed, self.dist.rank, step]).generate_state(1)[0]
-        self.rng.manual_seed(int(seed))
+        self.rng.manual_seed(fresh_stream_seed(self.config.train.seed, self.dist.rank, step))
         if saved is not None and self.dist.world_size == 1:
             warnings.warn(f"the checkpoint's random-generator state is not for a {self.device.type} generator; "
+                          f"training continues from step {step} with fresh random draws", ResumeWarning, stacklevel=2)
+        elif saved is None and others:
+            warnings.warn(f"the checkpoint holds another backend's random stream ({', '.join(others)}); "
                           f"training continues from step {step} with fresh random draws", ResumeWarning, stacklevel=2)
 
 
