@@ -7,9 +7,14 @@ implementations would agree whatever they computed. These helpers give those lay
 
 from __future__ import annotations
 
+import pathlib
+
 import torch
 
+from backends.torch_cuda.networks import build_generator
 from backends.torch_cuda.networks.layers import variance_scaling_uniform_
+from ddgan_core.checkpoint import GENERATOR_EMA, save_checkpoint
+from ddgan_core.config import Config
 
 
 def wake_near_zero_layers(module: torch.nn.Module, bias_scale: float = 0.0) -> torch.nn.Module:
@@ -22,3 +27,15 @@ def wake_near_zero_layers(module: torch.nn.Module, bias_scale: float = 0.0) -> t
             elif p.dim() == 1 and bias_scale > 0:
                 p.uniform_(-bias_scale, bias_scale)
     return module
+
+
+def visible_generator(config: Config, device: torch.device = torch.device("cpu")) -> torch.nn.Module:
+    """The config's generator (seed 0) with its near-zero layers re-drawn at unit scale: samples spread over [-1, 1]."""
+    torch.manual_seed(0)
+    return wake_near_zero_layers(build_generator(config).eval()).to(device)
+
+
+def visible_generator_checkpoint(config: Config, path: pathlib.Path) -> pathlib.Path:
+    """A checkpoint whose EMA generator is visible_generator(config)."""
+    state = {f"{GENERATOR_EMA}.{k}": v.numpy() for k, v in visible_generator(config).state_dict().items()}
+    return save_checkpoint(path, state, step=0, config=config)

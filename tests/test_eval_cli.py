@@ -231,18 +231,11 @@ def test_the_reference_codes_pickled_npy_statistics_are_refused_with_the_command
 
 
 def test_eval_draws_the_pixels_of_ddgan_samples_draws_batch_by_batch(monkeypatch, tmp_path):
-    from backends.torch_cuda.networks import build_generator
-    from ddgan_core.checkpoint import GENERATOR_EMA, save_checkpoint
     from ddgan_core.config import preset
     from ddgan_core.evaluation import to_uint8_nchw, uint8_images_from_batches
-    from tests.network_fixtures import wake_near_zero_layers
+    from tests.network_fixtures import visible_generator_checkpoint
 
-    tiny = preset("tiny")
-    torch.manual_seed(0)
-    generator = wake_near_zero_layers(build_generator(tiny).eval())
-    checkpoint = tmp_path / "g.safetensors"
-    save_checkpoint(checkpoint, {f"{GENERATOR_EMA}.{k}": v.numpy() for k, v in generator.state_dict().items()},
-                    step=0, config=tiny)
+    checkpoint = visible_generator_checkpoint(preset("tiny"), tmp_path / "g.safetensors")
     monkeypatch.setattr(entry, "SAMPLE_BATCH", 2)  # 5 samples: batches of 2, 2 and 1
     images = entry.sample_images(checkpoint, 5, None, seed=3, device="cpu")
     samples, _, _ = entry.sample(checkpoint, 5, None, seed=3, device="cpu")

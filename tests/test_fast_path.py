@@ -25,20 +25,14 @@ from backends.torch_cuda.networks import build_discriminator, build_generator  #
 from backends.torch_cuda.trainer import TorchTrainer, sample_with  # noqa: E402
 from cli.app import app  # noqa: E402
 from cli.main import COMMAND_MODULES  # noqa: E402,F401  (registers the commands)
-from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint, save_checkpoint  # noqa: E402
+from ddgan_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from ddgan_core.config import Config, apply_overrides, item_shape, preset  # noqa: E402
 from ddgan_core.errors import DDGANError  # noqa: E402
-from tests.network_fixtures import wake_near_zero_layers  # noqa: E402
+from tests.network_fixtures import visible_generator, visible_generator_checkpoint, wake_near_zero_layers  # noqa: E402
 
 CPU = torch.device("cpu")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 runner = CliRunner()
-
-
-def visible_generator(config, device=CPU) -> torch.nn.Module:
-    """The config's generator with its near-zero layers re-drawn at unit scale: samples spread over [-1, 1]."""
-    torch.manual_seed(0)
-    return wake_near_zero_layers(build_generator(config).eval()).to(device)
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -146,9 +140,7 @@ def test_bad_sampler_settings_are_refused(tiny):
 @pytest.mark.slow
 def test_compiled_sampling_from_a_checkpoint_equals_the_eager_command(tiny, tmp_path):
     """`ddgan sample --fast` on the CPU: torch.compile of the generator, channels_last, same draws."""
-    checkpoint = tmp_path / "g.safetensors"
-    state = {f"{GENERATOR_EMA}.{k}": v.numpy() for k, v in visible_generator(tiny).state_dict().items()}
-    save_checkpoint(checkpoint, state, step=0, config=tiny)
+    checkpoint = visible_generator_checkpoint(tiny, tmp_path / "g.safetensors")
     eager, _, _ = entry.sample(checkpoint, 3, None, seed=5, device="cpu")
     fast, _, _ = entry.sample(checkpoint, 3, None, seed=5, device="cpu", fast=True)
     assert eager.std() > 0.2

@@ -280,19 +280,12 @@ def test_tinygrad_trains_and_samples_without_torch(tmp_path):
 @pytest.mark.slow
 @pytest.mark.torch
 def test_eval_draws_the_pixels_of_the_sample_commands_draws(tmp_path):  # ~75 s: the tiny NCSN++ forward is jitted
-    torch = pytest.importorskip("torch")
+    pytest.importorskip("torch")
     from backends.tinygrad.entry import sample_images
-    from backends.torch_cuda.networks import build_generator
-    from ddgan_core.checkpoint import GENERATOR_EMA
     from ddgan_core.evaluation import to_uint8_nchw
-    from tests.network_fixtures import wake_near_zero_layers
+    from tests.network_fixtures import visible_generator_checkpoint
 
-    tiny = preset("tiny")
-    torch.manual_seed(0)
-    generator = wake_near_zero_layers(build_generator(tiny).eval())
-    checkpoint = tmp_path / "g.safetensors"
-    save_checkpoint(checkpoint, {f"{GENERATOR_EMA}.{k}": v.numpy() for k, v in generator.state_dict().items()},
-                    step=0, config=tiny)
+    checkpoint = visible_generator_checkpoint(preset("tiny"), tmp_path / "g.safetensors")
     images = sample_images(checkpoint, 3, None, seed=3, device="cpu")
     samples, _, _ = tinygrad_sample(checkpoint, 3, None, seed=3, device="cpu")
     assert images.dtype == np.uint8 and images.shape == (3, 3, 16, 16) and samples.std() > 0.2
