@@ -241,6 +241,34 @@ def test_torchrun_is_refused_before_anything_is_written(tmp_path, monkeypatch):
     assert not (tmp_path / "run").exists()
 
 
+def test_without_a_named_device_the_first_that_opens_is_taken_but_never_nv(monkeypatch):
+    """tinygrad's own search tries NV first, whose 0.14 runtime does not know Hopper GPUs."""
+    from types import SimpleNamespace
+
+    from backends.tinygrad import entry as tinygrad_entry
+
+    opened = []
+
+    def open_device(ix: str):
+        opened.append(ix)
+        if ix not in ("NV", "CUDA", "CPU"):  # a machine with an NVIDIA GPU (both of its runtimes open)
+            raise RuntimeError(f"{ix} does not exist")
+        return object()
+
+    class Devices:
+        canonicalize = staticmethod(str.upper)
+
+        def __getitem__(self, ix: str):
+            return open_device(ix)
+
+    unset = SimpleNamespace(device="", value=None)
+    monkeypatch.setattr(tinygrad_entry, "DEV", unset)
+    monkeypatch.setattr(tinygrad_entry, "Device", Devices())
+    assert pick_device(None) == "CUDA" and "NV" not in opened
+    assert unset.value == "CUDA"  # and it is the process's default from now on
+    assert pick_device("nv") == "NV"  # named, it is the user's to choose
+
+
 def test_cuda_is_either_opened_or_refused_in_one_line():
     try:  # without a CUDA driver tinygrad raises AttributeError ("failed to load library cuda")
         assert pick_device("cuda") == "CUDA"

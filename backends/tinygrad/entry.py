@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from tinygrad import Context, Device
+from tinygrad.device import ALL_DEVICES
+from tinygrad.helpers import DEV
 
 from backends.tinygrad.networks import build_generator
 from backends.tinygrad.sampling import Sampler
@@ -28,15 +30,36 @@ from ddgan_core.training_loop import to_data_units
 BACKEND = "tinygrad"
 
 
+# Devices tried, in tinygrad's own order, when none is named: not NV, whose 0.14 runtime does not
+# know Hopper GPUs (H100/H200); CUDA drives every NVIDIA GPU (shared/notes/tinygrad.md).
+AUTO_DEVICES = tuple(d for d in ALL_DEVICES if d != "NV")
+
+
 def pick_device(name: str | None) -> str:
-    """tinygrad's device name: its default (DEV=... or its own choice) unless one is named (cpu, cuda, ...)."""
+    """tinygrad's device name: the one named (cpu, cuda, ...), else DEV=... if set, else the first
+    of AUTO_DEVICES that opens (so an NVIDIA GPU gets CUDA, a CPU-only machine CPU). It becomes
+    the process's default device too, so no tensor created without one lands elsewhere."""
     try:
-        device = Device.DEFAULT if name in (None, "auto") else Device.canonicalize(name)
+        if name not in (None, "auto"):
+            device = Device.canonicalize(name)
+        else:
+            device = DEV.device or _first_usable(AUTO_DEVICES)
         Device[device]  # open it now, so a missing compiler or driver is a one-line error
-    except (RuntimeError, AssertionError, OSError, ImportError, IndexError, AttributeError) as exc:  # tinygrad's unusable devices
+    except Exception as exc:  # noqa: BLE001  (a device that cannot open raises anything; tinygrad's own search catches all)
         hint = " (the CPU device needs clang: apt-get install clang)" if name in (None, "auto", "cpu", "CPU") else ""
         raise DDGANError(f"tinygrad cannot use device '{name or 'default'}': {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}{hint}") from None
+    DEV.value = device
     return device
+
+
+def _first_usable(candidates: Sequence[str]) -> str:
+    for device in candidates:
+        try:
+            Device[device]
+            return device
+        except Exception:  # noqa: BLE001  (as tinygrad's own device search)
+            continue
+    raise RuntimeError("no usable device")
 
 
 def check_train_settings(config: Config) -> None:
