@@ -26,7 +26,8 @@ START_TIME = 0.5  # every panel's step starts at diffusion time s = 1/2
 def denoising(
     out: pathlib.Path = typer.Option(pathlib.Path("denoising.png"), "--out", "-o", help="Output PNG file."),
 ) -> None:
-    """The paper's Figure 2: the true denoising distribution grows multimodal as steps get larger."""
+    """A closed-form re-creation of the paper's Figure 2: the true denoising distribution grows
+    multimodal as steps get larger."""
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise DDGANError(f"--out must end in .png, .pdf or .svg, got '{out}'")
     check_output_file(out)
@@ -34,29 +35,39 @@ def denoising(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig = plt.figure(figsize=(15, 7.5), constrained_layout=True)
+    fig = plt.figure(figsize=(15, 8), layout="constrained")
     grid = fig.add_gridspec(2, len(STEP_COUNTS))
-    _plot_marginals(fig.add_subplot(grid[0, :]), matplotlib.colormaps["viridis"])
+    top = fig.add_subplot(grid[0, :])
+    _plot_marginals(top, matplotlib.colormaps["viridis"])
     colours = ("tab:blue", "tab:orange", "tab:green")
+    starts = None
     for column, timesteps in enumerate(STEP_COUNTS):
         ax = fig.add_subplot(grid[1, column])
         schedule = make_schedule(timesteps)
         oracle = MixtureOracle(FIGURE_DATA, schedule)
         t = int(round(START_TIME * timesteps))
         spread = float(np.sqrt(oracle.marginal(t).covariance()[0, 0]))
-        for x_t, colour in zip((-spread, 0.0, spread), colours):
+        starts = (-spread, 0.0, spread)  # the same in every panel: each starts at diffusion time s = 1/2
+        for x_t, colour in zip(starts, colours):
             step = oracle.denoising(np.array([x_t]), t)
             mean, var = step.mean()[0], step.covariance()[0, 0]
             sd = np.sqrt(var)
             xs = np.linspace(mean - 4.5 * sd, mean + 4.5 * sd, 1500)
-            ax.plot(xs, step.prob(xs), color=colour, lw=2, label=f"true, x_t = {x_t:+.2f}")
+            ax.plot(xs, step.prob(xs), color=colour, lw=2)
             gauss = np.exp(-0.5 * (xs - mean) ** 2 / var) / np.sqrt(2 * np.pi * var)
-            ax.plot(xs, gauss, color=colour, lw=1.2, ls="--", label="best single Gaussian" if x_t == 0.0 else None)
-        ax.set_title(f"T = {timesteps}: step x_{t} -> x_{t - 1}\n(step size {1 / timesteps:.3g} in diffusion time)")
+            ax.plot(xs, gauss, color=colour, lw=1.2, ls="--")
+        ax.set_title(f"T = {timesteps}: step x_{t} -> x_{t - 1} from s = {START_TIME:g}\n"
+                     f"(step size {1 / timesteps:.3g} in diffusion time)", fontsize=10)
         ax.set_xlabel("x_{t-1}")
         ax.set_ylabel("density q(x_{t-1} | x_t)")
-        ax.legend(fontsize=7, loc="upper right")
+    for x_t, colour in zip(starts, colours):
+        top.axvline(x_t, color=colour, lw=1, ls=":")
+    handles = [Line2D([], [], color=c, lw=2, label=f"true q(x_(t-1) | x_t = {x:+.2f})") for x, c in zip(starts, colours)]
+    handles.append(Line2D([], [], color="grey", lw=1.2, ls="--", label="moment-matched Gaussian (same colour)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, fontsize=9,
+               title=f"x_t at -1, 0 and +1 sd of q(x_t), s = {START_TIME:g} (dotted in the top panel)", title_fontsize=9)
     fig.suptitle(
         "True denoising distributions q(x_{t-1} | x_t) of a 1-D three-mode mixture, in closed form.\n"
         "Small steps: nearly Gaussian (what diffusion models assume). Large steps: multimodal, which a "

@@ -19,12 +19,12 @@ from ddgan_core.metrics.denoising import best_gaussian_step, mixture_support
 from ddgan_core.mixture import GaussianMixture
 from ddgan_core.oracle import MixtureOracle
 from ddgan_core.output_paths import check_output_folder
-from ddgan_core.pictures import save_image_grid
+from ddgan_core.pictures import image_grid, mark_centres
 from ddgan_core.rundir import RunDir, newest_run
 from ddgan_core.schedule import schedule_from_config
 
 CURVES = (("losses", ("loss_d", "loss_g")), ("R1 penalty", ("r1",)), ("learning rate", ("lr_g", "lr_d")),
-          ("throughput (images/s)", ("images_per_s",)))
+          ("throughput", ("images_per_s",)))
 CHAINS = {"images": 8, "points": 2000, "line": 10_000}
 STEP_DRAWS = 10_000
 
@@ -50,11 +50,23 @@ def _number(value: object) -> float:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("nan")
 
 
+def _curve_titles(config) -> dict[str, str]:
+    """Panel titles that say what was logged: R1 as applied (lazily, so it repeats between its
+    steps), and throughput in the data's own items."""
+    train = config.train
+    every = f", every {train.lazy_reg} steps" if train.lazy_reg > 1 else ""
+    items = "images" if config.generator.kind != "mlp" else "samples"
+    return {"R1 penalty": f"R1 penalty (gamma/2) E|grad D|^2, gamma {train.r1_gamma:g}{every}",
+            "throughput": f"throughput ({items}/s)"}
+
+
 def plot_curves(run: RunDir, path: pathlib.Path) -> pathlib.Path:
-    """Losses, R1, learning rates and images/s against the step, from metrics.jsonl."""
+    """Losses, R1, learning rates and throughput against the step, from metrics.jsonl."""
     records = [r for r in run.read_metrics() if isinstance(r.get("step"), int)]
     if not records:
         raise DDGANError(f"{run.metrics_path} holds no logged steps yet")
+    config = run.config()
+    titles = _curve_titles(config)
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(CURVES), figsize=(5 * len(CURVES), 3.6), constrained_layout=True)
     steps = np.array([r["step"] for r in records])
@@ -62,11 +74,11 @@ def plot_curves(run: RunDir, path: pathlib.Path) -> pathlib.Path:
         for key in keys:
             values = np.array([_number(r.get(key)) for r in records], dtype=np.float64)
             ax.plot(steps, values, label=key, lw=1.2)
-        ax.set_title(title)
+        ax.set_title(titles.get(title, title), fontsize=10)
         ax.set_xlabel("step")
         ax.legend(fontsize=8)
     axes[2].set_yscale("log")
-    fig.suptitle(f"training curves: {run.path}")
+    fig.suptitle(f"training curves: {run.path} ({config.data.dataset}, T = {config.diffusion.timesteps})")
     return _save(fig, path)
 
 
@@ -80,11 +92,12 @@ def plot_chain(trajectory: np.ndarray, config, mixture: GaussianMixture | None, 
     """Each level x_T .. x_0 of the trajectory (levels, n, ...): image rows, or one panel per level
     of points over the exact marginal q(x_k) (its density in 1-D, its component centres in 2-D)."""
     levels = trajectory.shape[0]
-    if trajectory.ndim == 5:  # (levels, n, C, H, W): one row per chain, x_T on the left
-        rows = np.swapaxes(trajectory, 0, 1).reshape(-1, *trajectory.shape[2:])
-        return save_image_grid(rows, path, nrow=levels)
     timesteps = config.diffusion.timesteps
-    exact = _exact_marginals(mixture, config, float(config.data.scale)) if mixture is not None else None
+    labels = [f"x_{timesteps - index}" for index in range(levels)]
+    if trajectory.ndim == 5:
+        return _plot_image_chain(trajectory, labels, config, path)
+    scale = float(config.data.scale)
+    exact = _exact_marginals(mixture, config, scale) if mixture is not None else None
     plt = _pyplot()
     fig, axes = plt.subplots(1, levels, figsize=(3.6 * levels, 3.6), squeeze=False, constrained_layout=True)
     for index, ax in enumerate(axes[0]):
@@ -98,12 +111,36 @@ def plot_chain(trajectory: np.ndarray, config, mixture: GaussianMixture | None, 
         else:
             ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.4, label="model")
             if exact is not None:
-                centres = exact[index].means
-                ax.scatter(centres[:, 0], centres[:, 1], marker="x", color="red", s=20, label="centres of q(x_k)")
+                mark_centres(ax, exact[index].means, "centres of q(x_k)")
             ax.set_aspect("equal")
-        ax.set_title(f"x_{timesteps - index}")
+        ax.set_title(labels[index])
+        ax.set_xlabel("x" if points.shape[1] == 1 else "x1")
         ax.legend(fontsize=7, loc="upper right")
-    fig.suptitle(f"reverse chain, {trajectory.shape[1]:,} chains, {config.data.dataset}, T = {timesteps}")
+    fig.suptitle(f"reverse chain, {trajectory.shape[1]:,} chains, {config.data.dataset}, T = {timesteps}"
+                 + _units_note(scale))
+    return _save(fig, path)
+
+
+def _units_note(scale: float) -> str:
+    """Where the data is rescaled for the diffusion, say that the axes are data units (so x_T is
+    N(0, scale^2 I) there, not N(0, I))."""
+    return "" if scale == 1.0 else f"\nin data units: the diffusion runs on x / {scale:g}, so x_T ~ N(0, {scale:g}^2 I) here"
+
+
+def _plot_image_chain(trajectory: np.ndarray, labels: list[str], config, path: pathlib.Path) -> pathlib.Path:
+    """(levels, n, C, H, W): one row per chain, a column per level x_T .. x_0, headed by its name."""
+    chains, channels, height, width = trajectory.shape[1:]
+    grid = image_grid(np.swapaxes(trajectory, 0, 1).reshape(-1, channels, height, width), nrow=len(labels))
+    plt = _pyplot()
+    tile = 1.1 * max(1.0, 32 / height)  # inches per level: small images drawn larger, nearest-neighbour
+    fig, ax = plt.subplots(figsize=(tile * len(labels) + 1, tile * chains * height / width + 1), constrained_layout=True)
+    ax.imshow(grid[..., 0] if channels == 1 else grid, cmap="gray" if channels == 1 else None, vmin=0, vmax=255,
+              interpolation="nearest")
+    ax.set_xticks([2 + (width + 2) * i + width / 2 for i in range(len(labels))], labels)
+    ax.xaxis.tick_top()
+    ax.set_yticks([])
+    ax.set_title(f"reverse chain, {chains} chains (rows), {config.data.dataset}, T = {config.diffusion.timesteps}",
+                 fontsize=10)
     return _save(fig, path)
 
 
@@ -127,10 +164,12 @@ def plot_steps(model: EntryChainModel, mixture: GaussianMixture, config, seed: i
             ax.hist(scale * drawn, bins=100, range=(scale * lo, scale * hi), density=True, alpha=0.6, label="model")
             ax.plot(scale * xs, truth.prob(xs) / scale, color="black", lw=1.2, label="exact")
             gaussian = np.exp(-0.5 * (xs - mean) ** 2 / variance) / np.sqrt(2 * np.pi * variance)
-            ax.plot(scale * xs, gaussian / scale, color="black", lw=1, ls="--", label="best Gaussian")
+            ax.plot(scale * xs, gaussian / scale, color="black", lw=1, ls="--", label="moment-matched Gaussian")
             ax.set_title(f"x_{t} = {scale * x_t:+.3f} -> x_{t - 1}", fontsize=9)
+            ax.set_xlabel(f"x_{t - 1}")
             ax.legend(fontsize=7)
-    fig.suptitle("denoising steps: the model's q(x_k | x_(k+1)) against the exact one")
+    fig.suptitle("denoising steps: the model's p_theta(x_k | x_(k+1)) against the exact q(x_k | x_(k+1)) and the "
+                 "moment-matched Gaussian a diffusion model's step could be at best" + _units_note(scale))
     return _save(fig, path)
 
 

@@ -45,5 +45,5 @@ def sample(
     samples, path, config = module.sample(resolve_checkpoint(run, checkpoint), n, steps, seed, device=device,
                                           trajectory=trajectory, **options)
     mixture = load_dataset(config.data.dataset, config.data.data_dir).mixture if samples.ndim == 2 else None
-    write_samples(out, samples, config, path, mixture)
+    write_samples(out, samples, config, path, mixture, steps=steps)
     Console().print(f"wrote {len(samples)} samples to {out}")

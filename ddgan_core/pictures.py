@@ -40,6 +40,12 @@ def save_image_grid(images: np.ndarray, path: str | pathlib.Path, nrow: int | No
     return path
 
 
+def mark_centres(ax, centres: np.ndarray, label: str) -> None:
+    """Hollow rings at 2-D mode centres, so the samples on each centre stay visible."""
+    ax.scatter(centres[:, 0], centres[:, 1], marker="o", s=70, facecolors="none", edgecolors="red", linewidths=1.2,
+               zorder=3, label=label)
+
+
 def save_point_plot(
     points: np.ndarray, path: str | pathlib.Path, title: str, mixture: GaussianMixture | None = None
 ) -> pathlib.Path:
@@ -61,12 +67,12 @@ def save_point_plot(
     else:
         ax.scatter(points[:, 0], points[:, 1], s=2, alpha=0.5, label="samples")
         if mixture is not None:
-            ax.scatter(mixture.means[:, 0], mixture.means[:, 1], marker="x", color="red", s=40, label="mode centres")
+            mark_centres(ax, mixture.means, "mode centres")
         ax.set_aspect("equal")
         ax.set_xlabel("x1")
         ax.set_ylabel("x2")
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)  # outside: it hides no sample
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100, bbox_inches="tight")

@@ -42,10 +42,11 @@ def check_output_path(out: pathlib.Path) -> None:
 
 def write_samples(
     out: pathlib.Path, samples: np.ndarray, config: Config, trajectory: np.ndarray | None = None,
-    mixture: GaussianMixture | None = None,
+    mixture: GaussianMixture | None = None, steps: int | None = None,
 ) -> pathlib.Path:
     """A .png grid (images) or scatter plot (points), or a .npz with `samples` (and `trajectory`)
-    in data units: images in [-1, 1] NCHW, point data in its own units."""
+    in data units: images in [-1, 1] NCHW, point data in its own units. `steps` is the K the
+    chain ran (default T); a plot of K < T steps says so, as it is not the trained chain."""
     check_output_path(out)
     if out.suffix.lower() == ".npz":
         arrays = {"samples": samples}
@@ -56,5 +57,11 @@ def write_samples(
         return out
     if samples.ndim == 4:
         return save_image_grid(samples, out)
-    title = f"{len(samples)} samples, {config.data.dataset}, T = {config.diffusion.timesteps}"
-    return save_point_plot(samples, out, title, mixture)
+    return save_point_plot(samples, out, samples_title(len(samples), config, steps), mixture)
+
+
+def samples_title(count: int, config: Config, steps: int | None = None) -> str:
+    """What a samples plot shows: how many, of which data, through which chain (K of T steps)."""
+    timesteps = config.diffusion.timesteps
+    chain = f"T = {timesteps}" if steps in (None, timesteps) else f"K = {steps} of T = {timesteps} steps"
+    return f"{count:,} samples, {config.data.dataset}, {chain}"

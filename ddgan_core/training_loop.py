@@ -136,7 +136,8 @@ def _write_samples(trainer: BackendTrainer, config: Config, run: RunDir, step: i
     else:
         points = to_data_units(trainer.sample(SAMPLE_COUNT_POINTS, seed=step), config)
         save_point_plot(points, run.samples / f"step-{step:07d}.png",
-                        f"{config.data.dataset}, T = {config.diffusion.timesteps}, step {step}", mixture)
+                        f"{len(points):,} EMA samples, {config.data.dataset}, T = {config.diffusion.timesteps}, "
+                        f"step {step}", mixture)
 
 
 class _progress:

@@ -1,6 +1,7 @@
 """`ddgan eval` and `ddgan plot` on tiny trained toy runs, and their one-line errors."""
 
 import json
+import pathlib
 import sys
 
 import numpy as np
@@ -177,8 +178,24 @@ def test_eval_of_a_stacked_mnist_run_counts_the_classified_triples(monkeypatch, 
     assert metrics["classifier_test_accuracy"] == 0.5 and metrics["n_samples"] == 6
     code, _, err = _ddgan(monkeypatch, capsys, "plot", str(tmp_path / "run"), "--out", str(tmp_path / "plots"))
     assert code == 0, err
-    width, height = _png_size(tmp_path / "plots" / "chain.png")  # 8 chains x 3 levels of 16 x 16 images
-    assert (width, height) == (3 * 18 + 2, 8 * 18 + 2)
+    assert _png_size(tmp_path / "plots" / "chain.png")[1] > 8 * 18 * 2  # 8 chains of 16 px, drawn larger
+
+
+def test_the_image_chain_shows_each_chain_as_a_row_under_its_level_names(monkeypatch):
+    from cli import plot_cmd
+    from ddgan_core.config import preset
+    from ddgan_core.pictures import image_grid
+
+    shown = {}
+    monkeypatch.setattr(plot_cmd, "_save", lambda fig, path: shown.setdefault("axes", fig.axes[0]))
+    config = preset("tiny")  # T = 4
+    trajectory = np.random.default_rng(0).uniform(-1, 1, (5, 3, 3, 16, 16)).astype(np.float32)  # levels, chains
+    plot_cmd.plot_chain(trajectory, config, None, pathlib.Path("chain.png"))
+    ax = shown["axes"]
+    assert [label.get_text() for label in ax.get_xticklabels()] == ["x_4", "x_3", "x_2", "x_1", "x_0"]
+    chains_by_row = image_grid(np.swapaxes(trajectory, 0, 1).reshape(-1, 3, 16, 16), nrow=5)
+    np.testing.assert_array_equal(ax.images[0].get_array(), chains_by_row)
+    np.testing.assert_array_equal(chains_by_row[2:18, 2:18], image_grid(trajectory[0, :1])[2:18, 2:18])  # x_4 of chain 0
 
 
 class _Pixels:
