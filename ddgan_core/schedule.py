@@ -45,18 +45,6 @@ class Schedule:
     betas: np.ndarray  # (T,)   beta_k, k = 1..T
     alphas_cumprod: np.ndarray  # (T+1,) alphabar_k, k = 0..T
 
-    @property
-    def alphas(self) -> np.ndarray:
-        return 1.0 - self.betas
-
-    @property
-    def sqrt_alphas_cumprod(self) -> np.ndarray:
-        return np.sqrt(self.alphas_cumprod)
-
-    @property
-    def sqrt_one_minus_alphas_cumprod(self) -> np.ndarray:
-        return np.sqrt(1.0 - self.alphas_cumprod)
-
 
 def make_schedule(
     timesteps: int = 4, beta_min: float = 0.1, beta_max: float = 20.0, kind: str = "vp"

@@ -22,6 +22,10 @@ def test_schedule_json_prints_the_design_values():
     np.testing.assert_allclose(tables["betas"], [0.47826, 0.84921, 0.95642, 0.98740], atol=5e-6)
     np.testing.assert_allclose(np.sqrt(tables["alphas_cumprod"][1:]), [0.72232, 0.28049, 0.05856, 0.00657], atol=5e-6)
     assert set(tables["posterior"]) == {"coef_x0", "coef_xt", "variance"}
+    # DESIGN 2.2's posterior of x_{t-1} given x_t and x_0, t = 1..4, evaluated from the table above
+    np.testing.assert_allclose(tables["posterior"]["coef_x0"], [1.0, 0.66578, 0.26919, 0.05782], atol=5e-6)
+    np.testing.assert_allclose(tables["posterior"]["coef_xt"], [0.0, 0.20158, 0.19300, 0.11185], atol=5e-6)
+    np.testing.assert_allclose(tables["posterior"]["variance"], [0.0, 0.44082, 0.88420, 0.98406], atol=5e-6)
 
 
 def test_schedule_table_lists_every_step():

@@ -114,3 +114,15 @@ def test_bad_stream_arguments_are_refused(kwargs, message):
     arguments = {"batch_size": 4, "seed": 0, **kwargs}
     with pytest.raises(DatasetError, match=message):
         next(batch_stream(IndexEcho(10), **arguments))
+
+
+def test_every_epoch_has_its_own_order_and_its_own_flips():
+    """One epoch per step here: reusing epoch 0's permutation or flip bits would still cover every
+    item once per epoch (the coverage tests), but each image would then be always or never mirrored."""
+    (order_0, flips_0), (order_1, flips_1) = (batch_indices(50, 50, seed=4, step=s) for s in (0, 1))
+    assert sorted(order_0) == sorted(order_1) == list(range(50)) and not np.array_equal(order_0, order_1)
+    by_item_0, by_item_1 = np.empty(50, bool), np.empty(50, bool)
+    by_item_0[order_0], by_item_1[order_1] = flips_0, flips_1
+    assert 10 < np.sum(by_item_0 != by_item_1) < 40  # independent bits: about half the items change
+    seed_1_epoch_0 = batch_indices(50, 50, seed=5, step=0)[0]
+    assert not np.array_equal(order_1, seed_1_epoch_0)  # (seed, epoch) pairs do not collide as seed + epoch would

@@ -71,5 +71,6 @@ def test_cosine_learning_rate():
     assert losses.cosine_lr(50, 100, 1e-3, 1e-5) == pytest.approx((1e-3 + 1e-5) / 2)
     assert losses.cosine_lr(100, 100, 1e-3, 1e-5) == pytest.approx(1e-5)
     assert losses.cosine_lr(500, 100, 1e-3, 1e-5) == pytest.approx(1e-5)
+    assert losses.cosine_lr(150, 100, 1e-3, 1e-5) == pytest.approx(1e-5)  # held after the end, not cos(1.5 pi)
     values = [losses.cosine_lr(s, 100, 1e-3, 1e-5) for s in range(101)]
     assert all(b <= a for a, b in zip(values, values[1:]))

@@ -66,3 +66,10 @@ def test_bad_input_is_refused_in_one_line(real, fake, kwargs, message):
     with pytest.raises(DDGANError, match=message) as info:
         precision_recall(real, fake, **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_a_point_exactly_on_a_radius_is_inside_as_in_the_paper():
+    """Kynkäänniemi et al. count a sample inside when its distance is <= the k-NN radius."""
+    real, fake = np.array([[0.0], [1.0], [2.0], [3.0]]), np.array([[4.0], [5.0]])
+    # real radii (1-NN, not itself) are 1: fake 4 lies exactly on real 3's; fake radii are 1: real 3 on fake 4's
+    assert precision_recall(real, fake, k=1) == (0.5, 0.25)

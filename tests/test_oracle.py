@@ -102,3 +102,11 @@ def test_mixture_cdf_and_moments():
     assert cdf[0] == pytest.approx(0.0, abs=1e-12) and cdf[-1] == pytest.approx(1.0, abs=1e-12)
     np.testing.assert_allclose(np.gradient(cdf, grid), TRIMODAL.prob(grid), atol=1e-5)
     assert TRIMODAL.mean()[0] == pytest.approx(0.3 * -2 + 0.5 * 0.5 + 0.2 * 2.5)
+
+
+def test_an_outlying_x_t_has_a_finite_posterior_on_the_nearest_mode():
+    """A generator's outliers are scored through q(x_0 | x_t): far from every mode the component
+    log-likelihoods are all hugely negative, and only their shift keeps the weights finite."""
+    post = MixtureOracle(TRIMODAL, make_schedule(4)).x0_posterior(np.array([40.0]), 1)
+    np.testing.assert_allclose(post.weights, [0.0, 0.0, 1.0], atol=1e-12)
+    assert np.isfinite(post.means).all()
