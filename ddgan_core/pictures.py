@@ -40,6 +40,12 @@ def save_image_grid(images: np.ndarray, path: str | pathlib.Path, nrow: int | No
     return path
 
 
+def samples_title(count: int, dataset: str, timesteps: int, steps: int | None = None) -> str:
+    """What a samples plot shows: how many, of which data, through which chain (K of T steps)."""
+    chain = f"T = {timesteps}" if steps in (None, timesteps) else f"K = {steps} of T = {timesteps} steps"
+    return f"{count:,} samples, {dataset}, {chain}"
+
+
 def mark_centres(ax, centres: np.ndarray, label: str) -> None:
     """Hollow rings at 2-D mode centres, so the samples on each centre stay visible."""
     ax.scatter(centres[:, 0], centres[:, 1], marker="o", s=70, facecolors="none", edgecolors="red", linewidths=1.2,

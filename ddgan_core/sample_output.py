@@ -10,7 +10,7 @@ import numpy as np
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.mixture import GaussianMixture
-from ddgan_core.pictures import save_image_grid, save_point_plot
+from ddgan_core.pictures import samples_title, save_image_grid, save_point_plot
 from ddgan_core.rundir import check_output_file
 from ddgan_core.training_loop import to_data_units, to_network_units
 
@@ -57,11 +57,5 @@ def write_samples(
         return out
     if samples.ndim == 4:
         return save_image_grid(samples, out)
-    return save_point_plot(samples, out, samples_title(len(samples), config, steps), mixture)
-
-
-def samples_title(count: int, config: Config, steps: int | None = None) -> str:
-    """What a samples plot shows: how many, of which data, through which chain (K of T steps)."""
-    timesteps = config.diffusion.timesteps
-    chain = f"T = {timesteps}" if steps in (None, timesteps) else f"K = {steps} of T = {timesteps} steps"
-    return f"{count:,} samples, {config.data.dataset}, {chain}"
+    title = samples_title(len(samples), config.data.dataset, config.diffusion.timesteps, steps)
+    return save_point_plot(samples, out, title, mixture)

@@ -16,7 +16,7 @@ kernel.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -116,3 +116,11 @@ def sample_chain(
     from a given x_t: how the model's step distribution is compared with the true one.
     """
     return run_chain(x_T, chain_steps(schedule, levels), posterior_advance(predict_x0, ops), return_trajectory)
+
+
+def join_batches(batches: Iterable[tuple[np.ndarray, np.ndarray | None]], return_trajectory: bool):
+    """A backend's chain batches, (samples, trajectory or None) each, as one result: the samples
+    (N, ...), and with `return_trajectory` the trajectory (levels, N, ...) too."""
+    batches = list(batches)
+    samples = np.concatenate([x for x, _ in batches])
+    return (samples, np.concatenate([path for _, path in batches], axis=1)) if return_trajectory else samples

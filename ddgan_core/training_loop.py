@@ -19,7 +19,7 @@ from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.losses import cosine_lr
 from ddgan_core.mixture import GaussianMixture
-from ddgan_core.pictures import save_image_grid, save_point_plot
+from ddgan_core.pictures import samples_title, save_image_grid, save_point_plot
 from ddgan_core.rundir import RunDir
 
 SAMPLE_COUNT_IMAGES, SAMPLE_COUNT_POINTS = 64, 2000
@@ -135,9 +135,8 @@ def _write_samples(trainer: BackendTrainer, config: Config, run: RunDir, step: i
         save_image_grid(trainer.sample(SAMPLE_COUNT_IMAGES, seed=step), run.samples / f"step-{step:07d}.png")
     else:
         points = to_data_units(trainer.sample(SAMPLE_COUNT_POINTS, seed=step), config)
-        save_point_plot(points, run.samples / f"step-{step:07d}.png",
-                        f"{len(points):,} EMA samples, {config.data.dataset}, T = {config.diffusion.timesteps}, "
-                        f"step {step}", mixture)
+        title = samples_title(len(points), config.data.dataset, config.diffusion.timesteps)
+        save_point_plot(points, run.samples / f"step-{step:07d}.png", f"{title}, EMA generator at step {step}", mixture)
 
 
 class _progress:

@@ -110,9 +110,7 @@ def test_digits_train_without_random_flips_unless_asked(preset_name, dataset, ex
 
 
 def test_a_samples_plot_names_the_chain_it_shows():
-    from ddgan_core.config import preset
-    from ddgan_core.sample_output import samples_title
+    from ddgan_core.pictures import samples_title
 
-    toy = preset("toy2d")  # T = 4
-    assert samples_title(2500, toy) == samples_title(2500, toy, steps=4) == "2,500 samples, grid25, T = 4"
-    assert samples_title(2500, toy, steps=2) == "2,500 samples, grid25, K = 2 of T = 4 steps"
+    assert samples_title(2500, "grid25", 4) == samples_title(2500, "grid25", 4, steps=4) == "2,500 samples, grid25, T = 4"
+    assert samples_title(2500, "grid25", 4, steps=2) == "2,500 samples, grid25, K = 2 of T = 4 steps"

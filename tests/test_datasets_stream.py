@@ -117,8 +117,10 @@ def test_bad_stream_arguments_are_refused(kwargs, message):
 
 
 def test_every_epoch_has_its_own_order_and_its_own_flips():
-    """One epoch per step here: reusing epoch 0's permutation or flip bits would still cover every
-    item once per epoch (the coverage tests), but each image would then be always or never mirrored."""
+    """One epoch per step here. Reusing epoch 0's permutation would still cover every item once per
+    epoch (what the coverage tests check), yet repeat the same order forever; and each item's
+    flip must change between epochs, or an image would be always or never mirrored. (Flip bits
+    go by position, so this holds while the order changes, whichever epoch's bits are used.)"""
     (order_0, flips_0), (order_1, flips_1) = (batch_indices(50, 50, seed=4, step=s) for s in (0, 1))
     assert sorted(order_0) == sorted(order_1) == list(range(50)) and not np.array_equal(order_0, order_1)
     by_item_0, by_item_1 = np.empty(50, bool), np.empty(50, bool)

@@ -17,7 +17,7 @@ from backends.tinygrad import program_cache
 from backends.tinygrad.ops import TinygradOps, host_noise, labels_tensor
 from ddgan_core.batch_progress import batch_ranges
 from ddgan_core.config import Config, item_shape
-from ddgan_core.sampling import chain_levels, sample_chain
+from ddgan_core.sampling import chain_levels, join_batches, sample_chain
 from ddgan_core.schedule import schedule_from_config
 
 
@@ -52,9 +52,8 @@ class Sampler:
         `levels` and `x_start` (n points at levels[0]) run any part of the chain; `progress` labels
         a progress bar over the batches.
         """
-        batches = list(self.batches(n, seed, steps, return_trajectory, batch_size, levels, x_start, progress))
-        samples = np.concatenate([x for x, _ in batches])
-        return (samples, np.concatenate([path for _, path in batches], axis=1)) if return_trajectory else samples
+        batches = self.batches(n, seed, steps, return_trajectory, batch_size, levels, x_start, progress)
+        return join_batches(batches, return_trajectory)
 
     def batches(
         self, n: int, seed: int, steps: int | None = None, return_trajectory: bool = False,

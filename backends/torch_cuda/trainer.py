@@ -32,7 +32,7 @@ from ddgan_core.checkpoint import (
 )
 from ddgan_core.config import Config, item_shape
 from ddgan_core.diffusion import DiffusionProcess
-from ddgan_core.sampling import chain_levels, sample_chain
+from ddgan_core.sampling import chain_levels, join_batches, sample_chain
 from ddgan_core.schedule import schedule_from_config
 
 RNG_KEY = "rng.torch_generator"
@@ -216,10 +216,9 @@ def sample_with(
     `x_start` (n starting points at levels[0]) run any part of it, e.g. one step from a given x_t.
     `progress` labels a progress bar over the batches (none by default, as inside training).
     """
-    batches = list(sample_batches(generator, config, n, seed, device, steps, return_trajectory, batch_size,
-                                  levels, x_start, progress))
-    samples = np.concatenate([x for x, _ in batches])
-    return (samples, np.concatenate([path for _, path in batches], axis=1)) if return_trajectory else samples
+    batches = sample_batches(generator, config, n, seed, device, steps, return_trajectory, batch_size, levels, x_start,
+                             progress)
+    return join_batches(batches, return_trajectory)
 
 
 @torch.no_grad()
