@@ -30,10 +30,23 @@ def image_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) ->
     return grid
 
 
+GRID_MIN_PIXELS = 512  # a saved grid's longer side is scaled up to at least this, by whole pixels
+
+
+def grid_scale(height: int, width: int) -> int:
+    """The whole-number factor that brings a grid's longer side to at least GRID_MIN_PIXELS (1 when it is
+    already that large): a 16-px grid of 64 is 146 px, a thumbnail; scaled by 4 it can be looked at."""
+    return max(1, math.ceil(GRID_MIN_PIXELS / max(height, width)))
+
+
 def save_image_grid(images: np.ndarray, path: str | pathlib.Path, nrow: int | None = None) -> pathlib.Path:
+    """The grid as a PNG, small grids scaled up by a whole factor with nearest-neighbour, so every
+    pixel of a sample is a square block of equal values (the arrays themselves go to .npz)."""
     from PIL import Image
 
     grid = image_grid(images, nrow)
+    scale = grid_scale(*grid.shape[:2])
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(grid[..., 0] if grid.shape[-1] == 1 else grid).save(path)

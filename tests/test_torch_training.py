@@ -168,7 +168,7 @@ def test_cli_train_and_sample_a_grid(cifar_dir, tmp_path):
     from PIL import Image
 
     with Image.open(tmp_path / "grid.png") as grid:
-        assert grid.size == (4 * 18 + 2, 4 * 18 + 2)  # 4x4 tiles of 16 px with 2 px padding
+        assert grid.size == (7 * (4 * 18 + 2),) * 2  # 4x4 tiles of 16 px with 2 px padding, scaled by ceil(512 / 74)
 
 
 def test_bad_input_gets_one_line_errors_and_changes_nothing(cifar_dir, tmp_path):
