@@ -143,6 +143,16 @@ def test_bad_statistics_are_refused_in_one_line(args, message):
     assert "\n" not in str(info.value)
 
 
+def test_a_covariance_symmetric_to_round_off_is_accepted_and_one_asymmetric_beyond_it_refused():
+    sigma = np.array([[2.0, 0.5], [0.5, 1.0]])
+    expected = frechet_distance(np.zeros(2), sigma, np.ones(2), np.eye(2))
+    rounded = sigma + np.array([[0.0, 1e-12], [0.0, 0.0]])  # the round-off of a covariance computed elsewhere
+    assert frechet_distance(np.zeros(2), rounded, np.ones(2), np.eye(2)) == pytest.approx(expected, abs=1e-11)
+    skewed = sigma + np.array([[0.0, 1e-6], [0.0, 0.0]])  # 1e-6 of the largest entry: not a covariance
+    with pytest.raises(DDGANError, match="symmetric"):
+        frechet_distance(np.zeros(2), skewed, np.ones(2), np.eye(2))
+
+
 @pytest.mark.parametrize("features", [np.zeros((1, 4)), np.zeros(5), np.full((3, 2), np.inf)])
 def test_bad_features_are_refused(features):
     with pytest.raises(DDGANError):

@@ -67,3 +67,12 @@ def test_bad_input_is_refused_in_one_line(predictions, kwargs, message):
     with pytest.raises(DDGANError, match=message) as info:
         inception_score(predictions, **kwargs)
     assert "\n" not in str(info.value)
+
+
+def test_probabilities_are_accepted_within_round_off_of_summing_to_one_and_refused_beyond():
+    uniform = np.full((10, 4), 0.25)
+    rounded = uniform + np.array([1e-6, 0.0, 0.0, 0.0])  # a float32 softmax's round-off
+    assert inception_score(rounded, splits=2)[0] == pytest.approx(1.0, abs=1e-9)
+    off = uniform + np.array([0.002, 0.0, 0.0, 0.0])  # rows summing to 1.002: not probabilities
+    with pytest.raises(DDGANError, match="from_logits"):
+        inception_score(off, splits=2)

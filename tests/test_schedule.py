@@ -58,11 +58,15 @@ def test_invalid_parameters_are_refused_with_a_message(kwargs, message):
         make_schedule(**kwargs)
 
 
-def test_a_beta_max_that_underflows_alphabar_is_refused_without_a_numpy_warning():
+@pytest.mark.parametrize(
+    "timesteps, beta_max",
+    [(4, 1e10), (1, 1e5)],  # 1e10: alphabar is 0 everywhere, 0/0; 1e5, T = 1: alphabar(1) is 0, one beta of exactly 1
+)
+def test_a_beta_max_that_underflows_alphabar_is_refused_without_a_numpy_warning(timesteps, beta_max):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the 0/0 of an underflowed alphabar must not warn first
         with pytest.raises(ScheduleError, match="betas outside"):
-            make_schedule(beta_max=1e10)
+            make_schedule(timesteps, beta_max=beta_max)
 
 
 def test_geometric_schedule_matches_its_definition():
