@@ -4,7 +4,6 @@ import contextlib
 import hashlib
 import io
 import os
-import tempfile
 import urllib.error
 import warnings
 
@@ -132,34 +131,71 @@ def _serving(payload):
     return urlopen
 
 
-@pytest.fixture
-def private_tempdir(tmp_path, monkeypatch):
-    """Route the download's temporary file to a folder the test can inspect."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
-
-def test_download_offline_says_where_to_put_the_archive(tmp_path, monkeypatch, private_tempdir):
+def test_download_offline_says_where_to_put_the_archive(tmp_path, monkeypatch):
     monkeypatch.setattr(cifar10.urllib.request, "urlopen", _offline)
     target = tmp_path / "data"
     with pytest.raises(DatasetError, match=f"network unreachable.*{cifar10.URL}.*{target}"):
         load_dataset("cifar10", target, download=True)
-    assert not target.exists() and not os.listdir(private_tempdir)
+    assert not target.exists()  # neither the partial download nor the folder made for it
 
 
-def test_download_with_wrong_checksum_keeps_nothing(tmp_path, monkeypatch, private_tempdir):
+def test_download_with_wrong_checksum_keeps_nothing(tmp_path, monkeypatch):
     write_cifar10(tmp_path / "source")
     payload = (tmp_path / "source" / "cifar-10-python.tar.gz").read_bytes()
     monkeypatch.setattr(cifar10.urllib.request, "urlopen", _serving(payload))
     target = tmp_path / "data"
     with pytest.raises(DatasetError, match=f"MD5 {hashlib.md5(payload).hexdigest()}, expected {cifar10.MD5}"):
         load_dataset("cifar10", target, download=True)
-    assert not target.exists() and not os.listdir(private_tempdir)
+    assert not target.exists()  # neither the partial download nor the folder made for it
 
 
-def test_download_with_published_checksum_is_kept_and_read(tmp_path, monkeypatch, private_tempdir):
+def test_a_failed_download_into_an_existing_folder_keeps_the_folder_and_what_was_there(tmp_path, monkeypatch):
+    monkeypatch.setattr(cifar10.urllib.request, "urlopen", _serving(b"not the archive"))
+    target = tmp_path / "data"
+    target.mkdir()
+    (target / "notes.txt").write_text("the user's")
+    with pytest.raises(DatasetError, match="expected"):
+        load_dataset("cifar10", target, download=True)
+    assert os.listdir(target) == ["notes.txt"]
+
+
+_DOWNLOAD_IN_A_PROCESS = """
+import hashlib, io, os, sys, time, warnings
+from pathlib import Path
+from ddgan_core.datasets import cifar10, load_dataset
+payload = Path(sys.argv[2]).read_bytes()
+def logged_slow_urlopen(url, timeout):
+    with open(sys.argv[3], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    time.sleep(1.0)  # long enough for the processes' downloads to overlap, were they not taking turns
+    response = io.BytesIO(payload)
+    response.headers = {}
+    return response
+cifar10.urllib.request.urlopen = logged_slow_urlopen
+cifar10.MD5 = hashlib.md5(payload).hexdigest()
+print(len(load_dataset("cifar10", Path(sys.argv[1]), download=True)))
+"""
+
+
+def test_processes_sharing_a_data_folder_download_once_and_all_read_the_whole_archive(tmp_path):
+    """torchrun's ranks given --download: one fetches, the others wait for it and read its archive."""
+    import pathlib
+    import subprocess
+    import sys
+
+    written = write_cifar10(tmp_path / "source")
+    log, target = tmp_path / "downloads.log", tmp_path / "data"
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-c", _DOWNLOAD_IN_A_PROCESS, str(target), str(tmp_path / "source" / cifar10.ARCHIVE_NAME), str(log)]
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    for process in processes:
+        output, errors = process.communicate(timeout=120)
+        assert process.returncode == 0, errors
+        assert int(output) == len(written.train_labels)
+    assert len(log.read_text().split()) == 1 and os.listdir(target) == [cifar10.ARCHIVE_NAME]
+
+
+def test_download_with_published_checksum_is_kept_and_read(tmp_path, monkeypatch):
     written = write_cifar10(tmp_path / "source")
     payload = (tmp_path / "source" / "cifar-10-python.tar.gz").read_bytes()
     monkeypatch.setattr(cifar10.urllib.request, "urlopen", _serving(payload))
@@ -167,11 +203,10 @@ def test_download_with_published_checksum_is_kept_and_read(tmp_path, monkeypatch
     target = tmp_path / "data"
     ds = load_dataset("cifar10", target, download=True)
     np.testing.assert_array_equal(ds.labels, written.train_labels)
-    assert (target / "cifar-10-python.tar.gz").read_bytes() == payload
-    assert not os.listdir(private_tempdir)
+    assert os.listdir(target) == ["cifar-10-python.tar.gz"] and (target / "cifar-10-python.tar.gz").read_bytes() == payload
 
 
-def test_fetch_downloads_only_what_is_missing_and_says_what_cannot_be_downloaded(tmp_path, monkeypatch, private_tempdir):
+def test_fetch_downloads_only_what_is_missing_and_says_what_cannot_be_downloaded(tmp_path, monkeypatch):
     from ddgan_core.datasets import fetch_dataset
 
     write_cifar10(tmp_path / "source")
@@ -188,7 +223,7 @@ def test_fetch_downloads_only_what_is_missing_and_says_what_cannot_be_downloaded
         fetch_dataset("imagefolder", tmp_path / "nowhere")
 
 
-def test_train_download_fetches_cifar10_then_trains_on_it(tmp_path, monkeypatch, private_tempdir):
+def test_train_download_fetches_cifar10_then_trains_on_it(tmp_path, monkeypatch):
     pytest.importorskip("torch")
     from typer.testing import CliRunner
 

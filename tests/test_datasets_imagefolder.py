@@ -1,5 +1,7 @@
 """Image folders: crop and resize, RGB conversion, unreadable files, the decoded cache."""
 
+import pathlib
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -121,3 +123,48 @@ def test_read_only_folder_decodes_into_memory(tmp_path, monkeypatch):
     messages = " | ".join(str(w.message) for w in caught)
     assert "cannot write the image cache" in messages and "1 of 5 files" in messages
     assert len(ds) == 4 and not (tmp_path / imagefolder.CACHE_DIR).exists()
+
+
+_LOAD_IN_A_PROCESS = """
+import os, sys, time, warnings
+from pathlib import Path
+import pathlib
+
+import numpy as np
+from ddgan_core.datasets import imagefolder, load_dataset
+decode = imagefolder.decode_image
+def logged_slow_decode(path, resolution):
+    with open(sys.argv[2], "a") as log:
+        log.write(f"{os.getpid()}\\n")
+    time.sleep(0.4)  # long enough for the processes' decoding to overlap, were they not taking turns
+    return decode(path, resolution)
+imagefolder.decode_image = logged_slow_decode
+warnings.simplefilter("ignore")
+dataset = load_dataset("imagefolder", Path(sys.argv[1]), resolution=8)
+np.save(sys.argv[3], dataset.get(np.arange(len(dataset))))
+"""
+
+
+def test_processes_sharing_a_folder_decode_it_once_and_all_read_the_complete_cache(tmp_path):
+    """torchrun's ranks load the same folder at once: one decodes (here with a file to skip, so the
+    cache is compacted), the others wait and read its cache; nobody reads a half-written file."""
+    import os
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    data = tmp_path / "images"
+    _folder(data)
+    log = tmp_path / "decoded.log"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    processes = [subprocess.Popen([sys.executable, "-c", _LOAD_IN_A_PROCESS, str(data), str(log), str(tmp_path / f"{i}.npy")],
+                                  env=env, stderr=subprocess.PIPE, text=True) for i in range(3)]
+    for process in processes:
+        errors = process.communicate(timeout=120)[1]
+        assert process.returncode == 0, errors
+    assert len(set(log.read_text().split())) == 1 and len(log.read_text().split()) == 5  # one process decoded the 5 files
+    with pytest.warns(DatasetWarning):
+        expected = load_dataset("imagefolder", data, resolution=8)
+    for i in range(3):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{i}.npy"), expected.get(np.arange(4)))
+    assert sorted(p.suffix for p in (data / imagefolder.CACHE_DIR).iterdir()) == [".json", ".npy"]  # no partial files

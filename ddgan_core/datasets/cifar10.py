@@ -9,14 +9,13 @@ is checked before any is used; a bad one stops loading with its name in the mess
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import pickle
 import posixpath
-import shutil
 import tarfile
-import tempfile
 import urllib.error
 import urllib.request
 import warnings
@@ -35,6 +34,7 @@ from ddgan_core.datasets.base import (
     check_split,
     resize_images,
 )
+from ddgan_core.datasets.folder_lock import folder_lock
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -94,36 +94,54 @@ def load(data_dir: Path, *, resolution: int, split: str, download: bool, seed: i
 def download_archive(data_dir: Path) -> Path:
     """Fetch the archive from its canonical address; keep it only if its MD5 is the published one.
 
-    The download goes to a temporary file, so a failure leaves nothing in `data_dir`.
+    Processes sharing `data_dir` (torchrun's ranks) take turns (`folder_lock`): the first
+    downloads, the others find the archive there. The download goes to a file of this process's
+    own beside the target and is renamed into place once its MD5 is right, so no process reads a
+    half-written archive, and a failure leaves nothing (nor `data_dir`, if it was made for this).
     """
+    target = data_dir / ARCHIVE_NAME
+    made = not data_dir.exists()
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot download CIFAR-10 into {data_dir}: {exc.strerror or exc}") from None
+    with folder_lock(data_dir):
+        if target.is_file():  # another process fetched it while this one waited
+            return target
+        partial = data_dir / f"{ARCHIVE_NAME}.{os.getpid()}.part"
+        try:
+            digest = _download(partial, data_dir)
+            if digest != MD5:
+                raise DatasetError(f"downloaded {ARCHIVE_NAME} has MD5 {digest}, expected {MD5}; it was discarded")
+            os.replace(partial, target)
+        except BaseException:  # Ctrl-C included: nothing half-downloaded stays
+            partial.unlink(missing_ok=True)
+            if made:
+                with contextlib.suppress(OSError):
+                    data_dir.rmdir()
+            raise
+    return target
+
+
+def _download(partial: Path, data_dir: Path) -> str:
+    """Write the archive at URL to `partial` with a progress bar; its MD5 hex digest."""
     from rich.progress import DownloadColumn, Progress, TransferSpeedColumn
 
-    target = data_dir / ARCHIVE_NAME
     digest = hashlib.md5()
-    with tempfile.NamedTemporaryFile(suffix=".part", delete=False) as partial:
-        try:
-            with urllib.request.urlopen(URL, timeout=60) as response, Progress(
-                *Progress.get_default_columns()[:2], DownloadColumn(), TransferSpeedColumn(), transient=True,
-            ) as progress:
-                size = response.headers.get("Content-Length")
-                task = progress.add_task(f"download {ARCHIVE_NAME}", total=int(size) if size else None)
-                while chunk := response.read(1 << 20):
-                    digest.update(chunk)
-                    partial.write(chunk)
-                    progress.advance(task, len(chunk))
-        except (urllib.error.URLError, OSError) as exc:
-            partial.close()
-            os.unlink(partial.name)
-            reason = getattr(exc, "reason", exc)
-            raise DatasetError(
-                f"cannot download CIFAR-10 ({reason}): fetch {URL} elsewhere and put it in {data_dir}"
-            ) from None
-    if digest.hexdigest() != MD5:
-        os.unlink(partial.name)
-        raise DatasetError(f"downloaded {ARCHIVE_NAME} has MD5 {digest.hexdigest()}, expected {MD5}; it was discarded")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    shutil.move(partial.name, target)
-    return target
+    try:
+        with open(partial, "wb") as handle, urllib.request.urlopen(URL, timeout=60) as response, Progress(
+            *Progress.get_default_columns()[:2], DownloadColumn(), TransferSpeedColumn(), transient=True,
+        ) as progress:
+            size = response.headers.get("Content-Length")
+            task = progress.add_task(f"download {ARCHIVE_NAME}", total=int(size) if size else None)
+            while chunk := response.read(1 << 20):
+                digest.update(chunk)
+                handle.write(chunk)
+                progress.advance(task, len(chunk))
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DatasetError(f"cannot download CIFAR-10 ({reason}): fetch {URL} elsewhere and put it in {data_dir}") from None
+    return digest.hexdigest()
 
 
 def file_md5(path: Path) -> str:

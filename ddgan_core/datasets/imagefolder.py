@@ -4,7 +4,9 @@ Every image is centre-cropped and resized to the requested resolution once; the 
 array is cached as `.npy` under `<folder>/.ddgan_cache/`, keyed by the resolution and the
 listing (paths, sizes, modification times), and memory-mapped afterwards, so later runs and
 epochs never decode again and large sets need not fit in memory. Files that cannot be read as
-images are skipped and counted in one warning, not fatal.
+images are skipped and counted in one warning, not fatal. Processes sharing the folder (torchrun's
+ranks) take turns (`folder_lock`): the first decodes, the others read its cache, and every cache
+file appears complete, by an atomic rename.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from ddgan_core.datasets.base import (
     check_split,
     fit_square,
 )
+from ddgan_core.datasets.folder_lock import folder_lock
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
 CACHE_DIR = ".ddgan_cache"
@@ -48,11 +51,12 @@ def load(data_dir: Path, *, resolution: int, split: str, download: bool, seed: i
         raise DatasetError(f"no images ({' '.join(IMAGE_SUFFIXES)}) under {data_dir}")
     cache = data_dir / CACHE_DIR / f"imagefolder-{resolution}px-{_listing_key(data_dir, files)}.npy"
     record = cache.with_suffix(".json")
-    if cache.is_file() and record.is_file():
-        images = np.load(cache, mmap_mode="r")
-        unreadable = json.loads(record.read_text())["unreadable"]
-    else:
-        images, unreadable = _decode_and_cache(files, resolution, cache, record)
+    with folder_lock(data_dir):  # the record is written last: with it, the cache is complete
+        if cache.is_file() and record.is_file():
+            images = np.load(cache, mmap_mode="r")
+            unreadable = json.loads(record.read_text())["unreadable"]
+        else:
+            images, unreadable = _decode_and_cache(files, resolution, cache, record)
     if unreadable:
         warnings.warn(
             f"{len(unreadable)} of {len(files)} files under {data_dir} are not readable images and were "
@@ -97,7 +101,7 @@ def _decode_and_cache(files: list[Path], resolution: int, cache: Path, record: P
     root = cache.parent.parent
     shape = (len(files), 3, resolution, resolution)
     made_cache_dir = not cache.parent.exists()
-    staging: Path | None = cache.with_name(f"{cache.stem}.{os.getpid()}.partial.npy")  # per process: ranks may race
+    staging: Path | None = _partial(cache)
     try:
         cache.parent.mkdir(exist_ok=True)
         images = np.lib.format.open_memmap(staging, mode="w+", dtype=np.uint8, shape=shape)
@@ -132,18 +136,29 @@ def _decode_and_cache(files: list[Path], resolution: int, cache: Path, record: P
     for stale in cache.parent.glob(f"imagefolder-{resolution}px-*"):
         if stale not in (cache, record) and ".partial" not in stale.name:
             stale.unlink()
-    record.write_text(json.dumps({"files": len(files), "unreadable": unreadable}))
+    written = _partial(record)
+    written.write_text(json.dumps({"files": len(files), "unreadable": unreadable}))
+    os.replace(written, record)
     return np.load(cache, mmap_mode="r"), unreadable
 
 
+def _partial(path: Path) -> Path:
+    """Where this process writes `path` before renaming it into place (per process, in case the
+    folder cannot be locked and several processes build the same file)."""
+    return path.with_name(f"{path.stem}.{os.getpid()}.partial{path.suffix}")
+
+
 def _compact(staging: Path, keep: np.ndarray, cache: Path) -> None:
-    """Copy the rows `keep` of the staging array into the final cache file, chunk by chunk."""
+    """Copy the rows `keep` of the staging array into a file of their own, chunk by chunk, and
+    rename it to the final cache: a process that has the old cache mapped keeps its own copy."""
+    compacted = _partial(cache.with_name(f"{cache.stem}.compact.npy"))
     source = np.load(staging, mmap_mode="r")
-    target = np.lib.format.open_memmap(cache, mode="w+", dtype=np.uint8, shape=(len(keep), *source.shape[1:]))
+    target = np.lib.format.open_memmap(compacted, mode="w+", dtype=np.uint8, shape=(len(keep), *source.shape[1:]))
     for start in range(0, len(keep), _COPY_ROWS):
         target[start : start + _COPY_ROWS] = source[keep[start : start + _COPY_ROWS]]
     target.flush()
     del source, target
+    os.replace(compacted, cache)
     staging.unlink()
 
 
