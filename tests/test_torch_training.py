@@ -72,7 +72,8 @@ def test_resume_equals_an_uninterrupted_run(cifar_dir, tmp_path):
     assert [r["loss_d"] for r in whole.read_metrics()] == [r["loss_d"] for r in split.read_metrics()]
 
 
-def test_resumed_ranks_draw_noise_of_their_own_and_a_foreign_generator_state_starts_fresh(cifar_dir, tmp_path):
+def test_resumed_ranks_draw_noise_of_their_own_and_a_foreign_generator_state_starts_fresh(cifar_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(Distributed, "broadcast_from_main", lambda self, module: None)  # ranks without a process group
     run = entry.train(tiny_config(cifar_dir, iterations=1), tmp_path / "run", False, device="cpu", show_progress=False)
     checkpoint = load_checkpoint(run.last_checkpoint)
 
@@ -271,16 +272,50 @@ def test_busy_cores_sees_a_spinning_process():
 
 
 def test_two_process_gloo_training(cifar_dir, tmp_path):
+    """Two ranks, two steps (R1 in the first): the same weights and Adam moments on both ranks
+    (gradients averaged), each rank its own batches (disjoint rows) and its own random stream."""
+    dump = tmp_path / "ranks"
+    dump.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29533",
-         "-m", "cli.main", "train", "--dataset", "cifar10", "--data-dir", str(cifar_dir), "--preset", "tiny",
-         "--iterations", "2", "--batch-size", "4", "--device", "cpu", "--out", str(tmp_path / "ddp")],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--standalone",
+         str(ROOT / "tests/ddp_worker.py"), str(dump), "train", "--dataset", "cifar10", "--data-dir", str(cifar_dir),
+         "--preset", "tiny", "--iterations", "2", "--batch-size", "8", "--device", "cpu", "--out", str(tmp_path / "ddp")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert result.returncode == 0, result.stderr[-2000:]
     checkpoint = load_checkpoint(tmp_path / "ddp/checkpoints/last.safetensors")
-    assert checkpoint.step == 2
-    assert all(np.isfinite(v).all() for k, v in checkpoint.tensors.items() if not k.startswith("rng."))
+    assert checkpoint.step == 2 and checkpoint.config.train.lazy_reg == 2  # R1 at step 0
+    ranks = [dict(np.load(dump / f"rank{r}.npz")) for r in (0, 1)]
+    weights = [k for k in ranks[0] if k not in ("batches", RNG_KEY)]
+    assert any(k.startswith("optimizer_d.") for k in weights) and any(k.startswith("optimizer_g.") for k in weights)
+    for key in weights:
+        np.testing.assert_array_equal(ranks[0][key], ranks[1][key], err_msg=key)
+        np.testing.assert_array_equal(ranks[0][key], checkpoint.tensors[key], err_msg=key)
+    assert not np.array_equal(ranks[0][RNG_KEY], ranks[1][RNG_KEY])
+    batches = [r["batches"] for r in ranks]
+    assert batches[0].shape == batches[1].shape == (2, 4, 3, 16, 16)  # two steps of 8 / 2 per rank
+    for step in range(2):
+        rows = [{row.tobytes() for row in b[step]} for b in batches]
+        assert len(rows[0]) == len(rows[1]) == 4 and not rows[0] & rows[1]
+
+
+def test_every_rank_starts_from_rank_0s_parameters_and_buffers(monkeypatch):
+    """The broadcast writes into the module's own tensors (parameters and buffers), from rank 0."""
+    sources = []
+
+    def broadcast_of_rank_0(tensor, src):
+        sources.append(src)
+        tensor.fill_(7.0)
+
+    monkeypatch.setattr(torch.distributed, "broadcast", broadcast_of_rank_0)
+    module = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.BatchNorm1d(2))
+    Distributed(1, 2, 1).broadcast_from_main(module)
+    assert sources == [0] * len(module.state_dict())
+    assert all(bool((t == 7.0).all()) for t in [*module.parameters(), *module.buffers()])
+    untouched = torch.nn.Linear(3, 2)
+    before = untouched.weight.clone()
+    Distributed.single().broadcast_from_main(untouched)  # one process: nothing to receive
+    assert torch.equal(untouched.weight, before) and len(sources) == len(module.state_dict())
 
 
 def test_logged_scalars_are_averaged_over_ranks_without_leaving_their_device(monkeypatch):

@@ -2,7 +2,9 @@
 
 Gradients are averaged by an explicit all-reduce after each backward pass rather than by the
 DistributedDataParallel wrapper, because the R1 penalty needs a double backward, which DDP's
-reducer does not support; every rank starts from the same seed, so weights stay identical.
+reducer does not support. Every rank starts from rank 0's weights (broadcast once, as DDP does:
+the same seed alone would not do across machines whose torch builds initialise differently), so
+with averaged gradients the weights stay identical.
 """
 
 from __future__ import annotations
@@ -40,6 +42,14 @@ class Distributed:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
+
+    def broadcast_from_main(self, module: torch.nn.Module) -> None:
+        """Give every rank rank 0's parameters and buffers, in place."""
+        if self.world_size == 1:
+            return
+        with torch.no_grad():
+            for tensor in module.state_dict().values():
+                dist.broadcast(tensor, src=0)
 
     def average_gradients(self, module: torch.nn.Module) -> None:
         if self.world_size == 1:

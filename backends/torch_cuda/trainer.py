@@ -45,12 +45,14 @@ class TorchTrainer:
         self.config, self.device = config, device
         self.dist = dist or Distributed.single()
         train = config.train
-        torch.manual_seed(train.seed)  # identical initial weights on every rank
+        torch.manual_seed(train.seed)  # the initial weights (rank 0's are broadcast below)
         self.generator = build_generator(config).to(device)
         self.discriminator = build_discriminator(config).to(device)
         if train.compile:
             to_channels_last(self.generator)
             to_channels_last(self.discriminator)
+        self.dist.broadcast_from_main(self.generator)
+        self.dist.broadcast_from_main(self.discriminator)
         self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False).eval()
         fused = device.type == "cuda"
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=train.lr_g, betas=(train.beta1, train.beta2), fused=fused)
