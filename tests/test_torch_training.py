@@ -96,6 +96,25 @@ def test_resumed_ranks_draw_noise_of_their_own_and_a_foreign_generator_state_sta
         assert torch.equal(first_draws(Distributed.single()), rank_0)
 
 
+def test_resumed_adam_moments_take_their_parameters_layout(cifar_dir, tmp_path):
+    """A compiled run's weights are channels_last; its resumed Adam moments must be too, with the
+    saved values (CUDA's fused Adam stops at the first step on moments of another layout)."""
+    run = entry.train(tiny_config(cifar_dir, iterations=1), tmp_path / "run", False, device="cpu", show_progress=False)
+    checkpoint = load_checkpoint(run.last_checkpoint)
+    compiled = apply_overrides(checkpoint.config, ["train.compile=true"])
+    trainer = TorchTrainer(compiled, torch.device("cpu"))
+    trainer.load_state(checkpoint)
+    checked = 0
+    for prefix, opt, module in (("optimizer_g", trainer.opt_g, trainer.generator), ("optimizer_d", trainer.opt_d, trainer.discriminator)):
+        for name, p in module.named_parameters():
+            for key in ("exp_avg", "exp_avg_sq"):
+                moment = opt.state[p][key]
+                assert moment.stride() == p.stride(), f"{prefix}.{key}.{name}"
+                np.testing.assert_array_equal(moment.numpy(), checkpoint.tensors[f"{prefix}.{key}.{name}"])
+                checked += p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    assert checked > 0  # some moments really are channels_last
+
+
 def test_resume_from_the_command_line_keeps_the_runs_configuration(tmp_path):
     """`ddgan train --resume` continues with the run's own settings (here a batch of 8, not the
     preset's 512), lets only RESUME_CHANGES change, and refuses the rest in one line."""

@@ -174,6 +174,11 @@ class TorchTrainer:
                     }
             # through load_state_dict, so torch places each tensor (and the step) as this optimiser needs
             opt.load_state_dict({"state": state, "param_groups": opt.state_dict()["param_groups"]})
+            for p in module.parameters():  # and in each parameter's own layout (channels_last when compiled):
+                moments = opt.state.get(p, {})  # CUDA's fused Adam refuses moments strided otherwise
+                for key in ("exp_avg", "exp_avg_sq"):
+                    if key in moments:
+                        moments[key] = torch.empty_like(p).copy_(moments[key])
         self._restore_rng(checkpoint.tensors.get(RNG_KEY), checkpoint.step, other_random_streams(checkpoint, RNG_KEY))
 
     def _restore_rng(self, saved: np.ndarray | None, step: int, others: list[str]) -> None:
