@@ -17,9 +17,15 @@ Sampling, CIFAR-10 preset at T = 4 and T = 2, batches 1000 and 100, three paths:
 compiled + one CUDA graph per chain. The compiled step (generator and posterior draw, its
 coefficients inputs) is compiled once per batch size and reused by every step of both T. Training, CIFAR-10 preset at batch 256,
 its batches gathered on the device from 50,000 CIFAR-shaped images as in `ddgan train`:
-eager fp32, the fast path (bf16 autocast + train.compile), and eager bf16; 30 timed iterations
-(two R1 steps at lazy_reg 15), so the mean carries R1's share, and one plain and one R1 step
-under torch.cuda.set_sync_debug_mode("error") to show that the step never waits for the device.
+the fast path (bf16 autocast + train.compile) first, as it is the headline and compiles longest,
+then eager fp32 and eager bf16; 30 iterations timed one by one (per-step times, median) and 30
+back to back with one wait at the end (the throughput, the target's figure: the fast step never
+waits for the device), each 30 with two R1 steps at lazy_reg 15, so R1's share is in the rate;
+then one plain and one R1 step under torch.cuda.set_sync_debug_mode("error") to show that the
+step never waits for the device. "fp32" is PyTorch's fp32 with TF32 matmuls and convolutions on
+(as `ddgan bench`): the 3x target is judged against that, not against strict fp32. Peak memory
+is the allocator's peak during the timed runs, and its reserved peak, which alone counts a CUDA
+graph's private pool (allocated at capture, before the timing).
 Where the time goes (section profile, last, in a process of its own: nothing is timed after the
 profiler): torch.profiler's kernel times of one bf16 compiled chain at T = 4, batch 1000 (without
 the graph, whose kernels are the same) and of one plain step of the training fast path, by kind
@@ -55,6 +61,7 @@ from backends.torch_cuda.bench import (
     peak_memory_bytes,
     profile_kernels,
     time_runs,
+    time_together,
 )
 from backends.torch_cuda.device_data import device_batches
 from backends.torch_cuda.networks import parameter_counts
@@ -84,7 +91,7 @@ SAMPLE_PLAN = [
     (2, 100, "eager fp32"), (2, 100, "bf16 compiled + graph"), (2, 100, "bf16 compiled"),
 ]
 # path name -> (precision, train.compile)
-TRAIN_PATHS = {"eager fp32": ("fp32", False), "bf16 compiled (fast path)": ("bf16", True), "eager bf16": ("bf16", False)}
+TRAIN_PATHS = {"bf16 compiled (fast path)": ("bf16", True), "eager fp32": ("fp32", False), "eager bf16": ("bf16", False)}
 # profiled (section profile): the compiled step without the graph, so that each kernel is seen (inside
 # the graph the same kernels run), and the training fast path
 PROFILE_SAMPLE, PROFILE_TRAIN = (4, 1000, "bf16 compiled"), "bf16 compiled (fast path)"
@@ -153,7 +160,8 @@ def section_sample(rows: pathlib.Path) -> None:
                                       device_peak_flops(dev, "bf16"))
             result = summarise(measurement, kind="sample", backend="torch", preset=PRESET, device="cuda",
                                precision=precision, protocol="default", batch_size=b, steps=t, warmup=SAMPLE_WARMUP)
-            return {"kind": "sample", "T": t, "batch": b, "path": p, "build_s": build_s, **result.to_dict()}
+            return {"kind": "sample", "T": t, "batch": b, "path": p, "build_s": build_s,
+                    "peak_reserved_bytes": torch.cuda.max_memory_reserved(), **result.to_dict()}
         guarded(rows, "sample", f"sample T={timesteps} batch={batch} {path}", measure)
 
 
@@ -209,15 +217,18 @@ def section_train(rows: pathlib.Path) -> None:
             warmup_s = time.perf_counter() - begin
             torch.cuda.reset_peak_memory_stats()
             seconds = time_runs(run, dev, 0, TRAIN_REPEATS)  # steps 3..32: R1 at 15 and 30
+            together = time_together(run, dev, TRAIN_REPEATS)  # steps 33..62: R1 at 45 and 60
             measurement = Measurement(seconds, peak_memory_bytes(dev), device_description(dev))
             result = summarise(measurement, kind="train", backend="torch", preset=PRESET, device="cuda",
                                precision=prec, protocol="default", batch_size=TRAIN_BATCH, steps=None,
                                warmup=TRAIN_WARMUP)
-            after, lazy = TRAIN_WARMUP + TRAIN_REPEATS, config.train.lazy_reg
-            plain = next(s for s in range(after, after + 2) if s % lazy)  # 33 (no R1)
-            r1 = after + (-after) % lazy  # 45: the next R1 step
+            after, lazy = TRAIN_WARMUP + 2 * TRAIN_REPEATS, config.train.lazy_reg
+            plain = next(s for s in range(after, after + 2) if s % lazy)  # 63 (no R1)
+            r1 = after + (-after) % lazy  # 75: the next R1 step
             return {"kind": "train", "path": p, "compile": comp, "warmup_s": warmup_s,
                     "images_per_s_mean": TRAIN_BATCH / statistics.fmean(seconds),
+                    "images_per_s_throughput": TRAIN_BATCH * TRAIN_REPEATS / together,
+                    "peak_reserved_bytes": torch.cuda.max_memory_reserved(),
                     "sync_free_step": sync_free(trainer, batches, (plain, r1)), **result.to_dict()}
         guarded(rows, "train", f"train batch={TRAIN_BATCH} {path}", measure)
 
@@ -256,10 +267,26 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:,.0f} MiB"
 
 
+def _memory(row: dict) -> str:
+    return f"{row['peak_memory_bytes'] / 2**20:,.0f} / {_mib(row['peak_reserved_bytes'])}"
+
+
+def read_rows(path: pathlib.Path) -> list[dict]:
+    """The JSON lines of `path` (none if it is missing); a line cut short by a killed section is skipped."""
+    if not path.exists():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return rows
+
+
 def report(rows_path: pathlib.Path, sections_path: pathlib.Path | None, json_path: pathlib.Path, md_path: pathlib.Path) -> None:
-    rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()] if rows_path.exists() else []
-    sections = ([json.loads(line) for line in sections_path.read_text().splitlines() if line.strip()]
-                if sections_path is not None and sections_path.exists() else [])
+    rows = read_rows(rows_path)
+    sections = read_rows(sections_path) if sections_path is not None else []
     env = next((r for r in rows if r["section"] == "env" and r["status"] == "ok"), {})
     samples = [r for r in rows if r.get("kind") == "sample" and r["status"] == "ok"]
     trains = [r for r in rows if r.get("kind") == "train" and r["status"] == "ok"]
@@ -277,22 +304,25 @@ def report(rows_path: pathlib.Path, sections_path: pathlib.Path | None, json_pat
     for t, r in sorted(flops.items(), reverse=True):
         lines.append(f"- T = {t}: {r['flops_per_image'] / 1e9:.1f} GFLOPs per image "
                      f"({r['gflops_per_generator_call']:.2f} per generator call, FlopCounterMode)")
-    lines += ["", "| T | batch | path | images/s | s per 100 images | x eager fp32 | TFLOP/s | of bf16 peak | peak memory | build s |",
+    lines += ["", "fp32: PyTorch's, with TF32 matmuls and convolutions (as `ddgan bench`). Peak memory: allocated / reserved "
+              "(reserved alone counts a CUDA graph's pool).", "",
+              "| T | batch | path | images/s | s per 100 images | x eager fp32 | TFLOP/s | of bf16 peak | peak memory | build s |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in samples:
         speedup = r["images_per_s"] / eager[(r["T"], r["batch"])] if (r["T"], r["batch"]) in eager else None
         tflops = f"{r['achieved_flops'] / 1e12:.0f}" if r["achieved_flops"] else "-"
         frac = f"{r['fraction_of_peak']:.1%}" if r["fraction_of_peak"] else "-"
         lines.append(f"| {r['T']} | {r['batch']} | {r['path']} | {r['images_per_s']:,.0f} | {r['seconds_per_100']:.4f} | "
-                     f"{f'{speedup:.2f}' if speedup else '-'} | {tflops} | {frac} | {_mib(r['peak_memory_bytes'])} | {r['build_s']:.1f} |")
+                     f"{f'{speedup:.2f}' if speedup else '-'} | {tflops} | {frac} | {_memory(r)} | {r['build_s']:.1f} |")
     lines += ["", f"Published: {PAPER_SECONDS_PER_100} s per 100 images (T = 4, one V100).", "",
-              (f"## Training, {PRESET} preset, batch {TRAIN_BATCH} ({TRAIN_REPEATS} timed iterations after "
-               f"{TRAIN_WARMUP}; R1 every {preset(PRESET).train.lazy_reg})"), "",
-              "| path | images/s (mean, R1 included) | images/s (median, plain step) | s per iteration (mean) | peak memory | warm-up s | step free of host syncs |",
-              "|---|---|---|---|---|---|---|"]
+              (f"## Training, {PRESET} preset, batch {TRAIN_BATCH} ({TRAIN_REPEATS} iterations timed one by one, then "
+               f"{TRAIN_REPEATS} back to back, after {TRAIN_WARMUP}; R1 every {preset(PRESET).train.lazy_reg})"), "",
+              "| path | images/s (back to back, R1 included) | images/s (mean of single steps) | images/s (median, plain step) | "
+              "s per iteration (mean) | peak memory | warm-up s | step free of host syncs |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in trains:
-        lines.append(f"| {r['path']} | {r['images_per_s_mean']:,.0f} | {r['images_per_s']:,.0f} | "
-                     f"{r['seconds_per_batch_mean']:.4f} | {_mib(r['peak_memory_bytes'])} | {r['warmup_s']:.1f} | {r['sync_free_step']} |")
+        lines.append(f"| {r['path']} | {r['images_per_s_throughput']:,.0f} | {r['images_per_s_mean']:,.0f} | {r['images_per_s']:,.0f} | "
+                     f"{r['seconds_per_batch_mean']:.4f} | {_memory(r)} | {r['warmup_s']:.1f} | {r['sync_free_step']} |")
     lines += ["", "## Targets (issue 7)", ""]
     best4 = max((r for r in samples if r["T"] == 4), key=lambda r: r["images_per_s"], default=None)
     if best4:
@@ -305,9 +335,10 @@ def report(rows_path: pathlib.Path, sections_path: pathlib.Path | None, json_pat
             lines.append(f"- >= {TARGET_SAMPLE_SPEEDUP:.0f}x eager fp32 at that batch: {'met' if ratio >= TARGET_SAMPLE_SPEEDUP else 'missed'} ({ratio:.2f}x)")
     fast_train = next((r for r in trains if r["compile"]), None)
     if fast_train:
-        verdict = "met" if fast_train["images_per_s_mean"] >= TARGET_TRAIN_IMAGES_PER_S else "missed"
+        verdict = "met" if fast_train["images_per_s_throughput"] >= TARGET_TRAIN_IMAGES_PER_S else "missed"
         lines.append(f"- training >= {TARGET_TRAIN_IMAGES_PER_S:,.0f} images/s at batch {TRAIN_BATCH}: {verdict} "
-                     f"({fast_train['images_per_s_mean']:,.0f} with R1's share)")
+                     f"({fast_train['images_per_s_throughput']:,.0f} back to back with R1's share; "
+                     f"{fast_train['images_per_s_mean']:,.0f} from single steps)")
     lines += profile_lines([r for r in rows if r.get("kind") == "profile" and r["status"] == "ok"])
     if errors:
         lines += ["", "## Errors", ""] + [f"- {r['name']}: {r['error']}" for r in errors]

@@ -175,3 +175,26 @@ def test_bad_input_is_refused_in_one_line(args, message):
     result = runner.invoke(app, ["bench", *args])
     assert isinstance(result.exception, DDGANError) and message in str(result.exception)
     assert "\n" not in str(result.exception)
+
+
+@pytest.mark.parametrize("name, bf16", [
+    ("NVIDIA H200", 989.4e12), ("NVIDIA H200 NVL", 835.5e12), ("NVIDIA H100 80GB HBM3", 989.4e12),
+    ("NVIDIA H100 PCIe", 756.0e12), ("NVIDIA GeForce RTX 4090", None),
+])
+def test_the_bf16_peak_is_the_named_gpus_dense_figure(monkeypatch, name, bf16):
+    torch = pytest.importorskip("torch")
+    from backends.torch_cuda.bench import device_peak_flops
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    assert device_peak_flops(torch.device("cuda"), "bf16") == bf16
+    assert device_peak_flops(torch.device("cpu"), "bf16") is None
+
+
+def test_timing_together_waits_for_the_device_once_not_per_call(monkeypatch):
+    torch = pytest.importorskip("torch")
+    from backends.torch_cuda import bench
+
+    calls, waits = [], []
+    monkeypatch.setattr(bench, "_synchronize", lambda device: waits.append(len(calls)))
+    assert bench.time_together(lambda: calls.append(1), torch.device("cpu"), 5) >= 0.0
+    assert len(calls) == 5 and waits == [0]  # before the first call, so earlier work is not timed

@@ -37,6 +37,7 @@ from ddgan_core.errors import DDGANError
 # Dense peak FLOP/s by device-name fragment (vendor data sheets): fp32 runs with TF32 matmuls
 # on CUDA (as training does), so its peak is the TF32 tensor-core peak where there is one.
 CUDA_PEAK_FLOPS = (
+    ("H200 NVL", {"fp32": 417.5e12, "bf16": 835.5e12}),  # the PCIe card: lower clocks and power than the SXM part
     ("H200", {"fp32": 494.7e12, "bf16": 989.4e12}),
     ("H100 PCIe", {"fp32": 378.0e12, "bf16": 756.0e12}),
     ("H100", {"fp32": 494.7e12, "bf16": 989.4e12}),
@@ -111,6 +112,24 @@ def time_runs(run: Callable[[], object], device: torch.device, warmup: int, repe
             run()
             seconds.append(time.perf_counter() - begin)
     return tuple(seconds)
+
+
+def time_together(run: Callable[[], object], device: torch.device, repeats: int) -> float:
+    """Seconds of `repeats` calls of `run` back to back, with one wait for the device at the end:
+    the throughput of work that never waits for the device (time_runs waits after every call)."""
+    _synchronize(device)
+    if device.type != "cuda":
+        begin = time.perf_counter()
+        for _ in range(repeats):
+            run()
+        return time.perf_counter() - begin
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(repeats):
+        run()
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end) / 1000.0
 
 
 def make_sampler(
