@@ -337,6 +337,18 @@ def test_every_rank_starts_from_rank_0s_parameters_and_buffers(monkeypatch):
     assert torch.equal(untouched.weight, before) and len(sources) == len(module.state_dict())
 
 
+def test_a_collective_broken_by_another_process_stopping_is_one_line(monkeypatch):
+    from ddgan_core.errors import DDGANError
+
+    def peer_gone(tensor, **kwargs):
+        raise RuntimeError("[pair.cc:553] Connection closed by peer [127.0.0.1]:35974.\nmore of gloo's text")
+
+    monkeypatch.setattr(torch.distributed, "all_reduce", peer_gone)
+    with pytest.raises(DDGANError, match=r"^rank 1: stopped, as another process of the run did "
+                                         r"\(\[pair.cc:553\] Connection closed by peer \[127.0.0.1\]:35974.\)$"):
+        Distributed(1, 2, 1).average_scalars(torch.ones(2))
+
+
 def test_logged_scalars_are_averaged_over_ranks_without_leaving_their_device(monkeypatch):
     """Two ranks logging v and 2v log 1.5v; the reduction runs on the tensor as given (NCCL only
     reduces CUDA tensors), and the step's own values are left as they were."""

@@ -10,10 +10,13 @@ with averaged gradients the weights stay identical.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from ddgan_core.errors import DDGANError
 
 
 @dataclass(frozen=True)
@@ -49,14 +52,14 @@ class Distributed:
             return
         with torch.no_grad():
             for tensor in module.state_dict().values():
-                dist.broadcast(tensor, src=0)
+                self._collective(dist.broadcast, tensor, src=0)
 
     def average_gradients(self, module: torch.nn.Module) -> None:
         if self.world_size == 1:
             return
         grads = [p.grad for p in module.parameters() if p.grad is not None]
         flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
+        self._collective(dist.all_reduce, flat)
         flat /= self.world_size
         offset = 0
         for g in grads:
@@ -68,8 +71,17 @@ class Distributed:
         if self.world_size == 1:
             return values
         values = values.clone()
-        dist.all_reduce(values)
+        self._collective(dist.all_reduce, values)
         return values / self.world_size
+
+    def _collective(self, operation: Callable[..., object], tensor: torch.Tensor, **kwargs: object) -> None:
+        """Run a collective; when it fails because another process stopped (its own error, printed
+        by that process, says why), say so in one line rather than with gloo's traceback."""
+        try:
+            operation(tensor, **kwargs)
+        except RuntimeError as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise DDGANError(f"rank {self.rank}: stopped, as another process of the run did ({reason})") from None
 
     def close(self) -> None:
         if self.world_size > 1 and dist.is_initialized():
