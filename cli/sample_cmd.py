@@ -42,8 +42,8 @@ def sample(
         raise DDGANError("--fast does not record the trajectory: drop --fast or --trajectory")
     module = load_backend(backend)
     options = {"fast": True} if fast else {}
-    samples, path, config = module.sample(resolve_checkpoint(run, checkpoint), n, steps, seed, device=device,
-                                          trajectory=trajectory, **options)
+    source = resolve_checkpoint(run, checkpoint)
+    samples, path, config = module.sample(source, n, steps, seed, device=device, trajectory=trajectory, **options)
     mixture = load_dataset(config.data.dataset, config.data.data_dir).mixture if samples.ndim == 2 else None
     write_samples(out, samples, config, path, mixture, steps=steps)
-    Console().print(f"wrote {len(samples)} samples to {out}")
+    Console().print(f"wrote {len(samples)} samples to {out} (from {source})", highlight=False, markup=False, soft_wrap=True)

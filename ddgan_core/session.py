@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any, Callable, Iterator, Protocol
 
 import numpy as np
+from rich.console import Console
 
 from ddgan_core.checkpoint import Checkpoint, load_checkpoint
 from ddgan_core.config import Config, ConfigError, apply_overrides, fit_to_data, resolve_key
@@ -56,14 +57,14 @@ RESUME_CHANGES = ("data.data_dir", "train.iterations", "train.precision", "train
                   "train.log_every", "train.sample_every", "train.checkpoint_every")
 
 
-def resumed_config(checkpoint: Checkpoint, changes: Sequence[str]) -> Config:
-    """The checkpoint's configuration with `changes` (key=value, keys of RESUME_CHANGES) applied."""
+def resumed_config(own: Config, changes: Sequence[str]) -> Config:
+    """A run's own configuration with `changes` (key=value, keys of RESUME_CHANGES) applied."""
     for item in changes:  # the run's own value restated (its first command line again) is no change
         key = ".".join(resolve_key(item.split("=", 1)[0].strip()))
-        if key not in RESUME_CHANGES and apply_overrides(checkpoint.config, [item]) != checkpoint.config:
+        if key not in RESUME_CHANGES and apply_overrides(own, [item]) != own:
             raise ConfigError(f"--resume continues the run with its own configuration; '{key}' cannot change "
                               f"(can: {', '.join(RESUME_CHANGES)}); start a new run to change it")
-    return apply_overrides(checkpoint.config, changes)
+    return apply_overrides(own, changes)
 
 
 def per_rank_batch(batch_size: int, world_size: int) -> int:
@@ -99,13 +100,17 @@ def train_session(
     if world_size > 1 and out is None:
         raise DDGANError("multi-process training needs an explicit --out RUN_DIR shared by every process")
     checkpoint = None
-    if resume:
-        run = RunDir.existing(out) if out is not None else newest_run(with_checkpoint=True, hint="pass --out RUN_DIR")
-        checkpoint = load_checkpoint(run.last_checkpoint)
-        config = resumed_config(checkpoint, resume_changes)
-        if checkpoint.step >= config.train.iterations:
-            raise DDGANError(f"{run.path} already trained {checkpoint.step} of {config.train.iterations} iterations: "
-                             "pass --iterations N to train further")
+    if resume:  # the named run, else the newest; one stopped before its first checkpoint starts again from step 0
+        run = RunDir.existing(out) if out is not None else newest_run(hint="pass --out RUN_DIR")
+        if run.last_checkpoint.is_file():
+            checkpoint = load_checkpoint(run.last_checkpoint)
+            config = resumed_config(checkpoint.config, resume_changes)
+        else:
+            config = resumed_config(run.config(), resume_changes)
+        trained = checkpoint.step if checkpoint is not None else 0
+        if trained >= config.train.iterations:
+            raise DDGANError(f"{run.path} already trained {trained} of {config.train.iterations} iterations: "
+                             f"pass --iterations N (more than {trained}) to train further")
     elif config is None:
         raise DDGANError("a new run needs a configuration")
     config, dataset = load_training_data(config)
@@ -117,11 +122,13 @@ def train_session(
     if not resume:
         path = out if out is not None else default_run_path(config)
         run = RunDir.create(path, config, backend, versions) if rank == 0 else RunDir(path)
+    start = checkpoint.step if checkpoint is not None else 0
     if checkpoint is not None:
         trainer.load_state(checkpoint)
-        if rank == 0:
-            run.truncate_metrics(checkpoint.step)
-    start = checkpoint.step if checkpoint is not None else 0
+    if resume and rank == 0:
+        run.truncate_metrics(start)
+        note = "" if checkpoint is not None else " (it stopped before its first checkpoint)"
+        Console(stderr=True).print(f"resuming {run.path} from step {start}{note}", highlight=False, markup=False, soft_wrap=True)
     order = {"seed": config.train.seed, "rank": rank, "world_size": world_size, "start_step": start}
     stream = None
     if device_batches is not None:

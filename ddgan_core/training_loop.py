@@ -100,10 +100,7 @@ def run_training(
                 values = trainer.read_scalars(out)
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
                 if bad:
-                    raise TrainingDiverged(
-                        f"{', '.join(bad)} became non-finite at step {done}; stopped, last good checkpoint kept"
-                        + (f" in {run.checkpoints}" if run is not None else "")
-                    )
+                    raise TrainingDiverged(f"{', '.join(bad)} became non-finite at step {done}; {_stopped(run)}")
                 elapsed = time.perf_counter() - window_start
                 lr_g, lr_d = learning_rates(config, step)
                 last = {**values, "lr_g": lr_g, "lr_d": lr_d,
@@ -119,10 +116,19 @@ def run_training(
     return last
 
 
+def _stopped(run: RunDir | None) -> str:
+    """That the run stopped, and what it keeps: its last good checkpoint, if it wrote one."""
+    if run is None:
+        return "stopped (rank 0 keeps the last good checkpoint, if any)"
+    if run.last_checkpoint.is_file():
+        return f"stopped, last good checkpoint kept in {run.checkpoints}"
+    return "stopped before the first checkpoint, so there is none to keep"
+
+
 def _write_checkpoint(trainer: BackendTrainer, config: Config, run: RunDir, step: int, periodic: bool) -> None:
     tensors = trainer.state()
     if not all(np.isfinite(v).all() for k, v in tensors.items() if not k.startswith("rng.")):
-        raise TrainingDiverged(f"weights became non-finite by step {step}; stopped, last good checkpoint kept in {run.checkpoints}")
+        raise TrainingDiverged(f"weights became non-finite by step {step}; {_stopped(run)}")
     extra = {"optimizer_step": trainer.optimizer_step()}
     save_checkpoint(run.last_checkpoint, tensors, step=step, config=config, extra=extra)
     if periodic:

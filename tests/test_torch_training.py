@@ -185,6 +185,8 @@ def test_cli_train_and_sample_a_grid(cifar_dir, tmp_path):
     assert result.returncode == 0, result.stderr
     result = _ddgan("sample", "--steps", "2", "-n", "16", "--out", "grid.png", "--device", "cpu", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("wrote 16 samples to grid.png (from runs/cifar10-tiny-")  # the newest run: named
+    assert result.stdout.rstrip().endswith("/checkpoints/last.safetensors)")
     from PIL import Image
 
     with Image.open(tmp_path / "grid.png") as grid:
@@ -264,10 +266,25 @@ def test_training_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(
     good = load_checkpoint(run.last_checkpoint).tensors
     blown = dataclasses.replace(config, train=dataclasses.replace(config.train, lr_g=1e30, lr_d=1e30, cosine_lr=False))
     save_checkpoint(run.last_checkpoint, good, step=2, config=blown, extra={"optimizer_step": 2})
-    with pytest.raises(TrainingDiverged, match="non-finite"):
+    with pytest.raises(TrainingDiverged, match=f"non-finite.*; stopped, last good checkpoint kept in {run.checkpoints}$"):
         entry.train(blown, tmp_path / "nan", True, device="cpu", show_progress=False)
     after = load_checkpoint(run.last_checkpoint)
     assert after.step == 2 and all(np.array_equal(after.tensors[k], good[k]) for k in good)
+    with pytest.raises(TrainingDiverged, match="non-finite at step 1; stopped before the first checkpoint, so there is none to keep$"):
+        entry.train(blown, tmp_path / "nan-at-once", False, device="cpu", show_progress=False)
+
+
+def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0_as_if_never_stopped(tmp_path, capsys):
+    config = toy_config(iterations=4, checkpoint_every=4, log_every=1)
+    stopped = entry.train(config, tmp_path / "stopped", False, device="cpu", stop_at=2, show_progress=False)
+    for path in stopped.checkpoints.iterdir():  # as a run interrupted at step 2 leaves it: config and log only
+        path.unlink()
+    entry.train(None, stopped.path, True, device="cpu", show_progress=False)
+    assert f"resuming {stopped.path} from step 0 (it stopped before its first checkpoint)" in capsys.readouterr().err
+    assert [r["step"] for r in stopped.read_metrics()] == [1, 2, 3, 4]  # each step logged once
+    whole = entry.train(config, tmp_path / "whole", False, device="cpu", show_progress=False)
+    resumed, uninterrupted = load_checkpoint(stopped.last_checkpoint), load_checkpoint(whole.last_checkpoint)
+    assert resumed.step == 4 and all(np.array_equal(resumed.tensors[k], uninterrupted.tensors[k]) for k in uninterrupted.tensors)
 
 
 @pytest.mark.parametrize(("default", "cores", "busy", "expected"), [
