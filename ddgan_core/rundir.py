@@ -96,7 +96,14 @@ class RunDir:
         return run
 
     def config(self) -> Config:
-        return Config.from_dict(json.loads(self.config_path.read_text())["config"])
+        """The run's configuration, as config.json records it; a file that is not one is a one-line error."""
+        try:
+            record = json.loads(self.config_path.read_text(errors="replace"))
+        except json.JSONDecodeError as exc:
+            raise RunDirError(f"{self.config_path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
+            raise RunDirError(f"{self.config_path} holds no 'config' object: it is not a run's config.json")
+        return Config.from_dict(record["config"])
 
     def log(self, record: dict) -> None:
         with self.metrics_path.open("a") as handle:

@@ -99,3 +99,16 @@ def test_truncating_at_a_checkpoint_drops_later_records_and_keeps_every_other_li
     run.truncate_metrics(2)
     assert run.metrics_path.read_text().splitlines() == ['{"step": 1}', '{"step": 2}', "a line of the user's"]
     assert sorted(p.name for p in run.path.iterdir()) == ["checkpoints", "config.json", "metrics.jsonl", "samples"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{bad", "is not valid JSON \\(Expecting property name enclosed in double quotes, line 1\\)"),
+    ("", "is not valid JSON"),
+    ("[1, 2]", "holds no 'config' object"),
+    ('{"backend": "torch"}', "holds no 'config' object"),
+])
+def test_a_broken_config_json_is_a_one_line_error(tmp_path, text, message):
+    (tmp_path / "config.json").write_text(text)
+    with pytest.raises(RunDirError, match=message) as info:
+        RunDir.existing(tmp_path).config()
+    assert "\n" not in str(info.value)
