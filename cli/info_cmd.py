@@ -47,6 +47,6 @@ def info(
             table.add_row(key, str(value))
         console.print(table)
     if counts is None:
-        console.print("parameter counts: install the PyTorch backend (pip install 'ddgan[torch]') to see them")
+        console.print("parameter counts: install the PyTorch backend (pip install 'ddgan\\[torch]') to see them")
     else:
         console.print("parameters: " + ", ".join(f"{name} {n:,}" for name, n in counts.items()))

@@ -19,6 +19,8 @@ from rich.markup import escape
 from cli.app import app as _typer_app
 from ddgan_core.errors import DDGANError
 
+INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
+
 COMMAND_MODULES = (
     "cli.schedule_cmd",
     "cli.info_cmd",
@@ -85,9 +87,11 @@ def app() -> None:
         _fail(f"out of memory: {str(exc) or 'ask for less (a smaller batch, fewer samples)'}")
     except (KeyboardInterrupt, typer.Abort):
         Console(stderr=True).print("interrupted")
-        sys.exit(130)
+        sys.exit(INTERRUPTED)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    if status == INTERRUPTED:  # Typer turns Ctrl-C into this exit status, and says nothing
+        Console(stderr=True).print("interrupted")
     sys.exit(status if isinstance(status, int) else 0)
 
 

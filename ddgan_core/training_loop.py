@@ -154,12 +154,13 @@ class _progress:
     def __enter__(self):
         if not self.enabled:
             return lambda values: None
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.bar = Progress(
+        self.bar = Progress(  # on stderr, as every bar: `ddgan train > log` keeps only the results
             TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"),
-            TextColumn("{task.fields[losses]}"), TimeRemainingColumn(),
+            TextColumn("{task.fields[losses]}"), TimeRemainingColumn(), console=Console(stderr=True),
         )
         self.bar.__enter__()
         self.task = self.bar.add_task("train", total=self.end, completed=self.start, rate="", losses="")
