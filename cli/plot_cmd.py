@@ -102,20 +102,27 @@ def plot_chain(trajectory: np.ndarray, config, mixture: GaussianMixture | None, 
     fig, axes = plt.subplots(1, levels, figsize=(3.6 * levels, 3.6), squeeze=False, constrained_layout=True)
     for index, ax in enumerate(axes[0]):
         points = trajectory[index].reshape(trajectory.shape[1], -1)
+        drawn = "prior draws" if index == 0 else "model"  # x_T is drawn from N(0, I), not by the generator
         if points.shape[1] == 1:
-            ax.hist(points[:, 0], bins=120, density=True, alpha=0.6, label="model")
+            ax.hist(points[:, 0], bins=120, density=True, alpha=0.6, label=drawn)
             if exact is not None:
                 lo, hi = mixture_support(exact[index], n_sd=4.0)
                 xs = np.linspace(lo, hi, 1500)
                 ax.plot(xs, exact[index].prob(xs), color="black", lw=1.2, label="exact q(x_k)")
         else:
-            ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.4, label="model")
+            ax.scatter(points[:, 0], points[:, 1], s=1, alpha=0.4, label=drawn)
             if exact is not None:
                 mark_centres(ax, exact[index].means, "centres of q(x_k)")
             ax.set_aspect("equal")
         ax.set_title(labels[index])
         ax.set_xlabel("x" if points.shape[1] == 1 else "x1")
-        ax.legend(fontsize=7, loc="upper right")
+        ax.set_ylabel("density" if points.shape[1] == 1 else "x2")
+        if points.shape[1] == 1:
+            ax.legend(fontsize=7, loc="upper right")
+        else:  # below the panel (inside, it hides the modes at the corners), with markers large enough to see
+            legend = ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+            for handle in legend.legend_handles:
+                handle.set_sizes([20])
     fig.suptitle(f"reverse chain, {trajectory.shape[1]:,} chains, {config.data.dataset}, T = {timesteps}"
                  + _units_note(scale))
     return _save(fig, path)
@@ -203,3 +210,5 @@ def plot(
             written.append(plot_steps(model, mixture, config, seed, folder / "steps.png"))
     for path in written:
         Console().print(f"wrote {path}")
+    if not run.last_checkpoint.is_file():
+        Console().print(f"no chain.png: {run.path} has no checkpoint yet to sample the chain from")
