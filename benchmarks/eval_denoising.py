@@ -4,7 +4,7 @@
 
 Prints the commands, the machine and, per level k, W1 (data units) of the chain's x_k to the exact
 q(x_k) and of the step x_(k+1) -> x_k at the quartiles of q(x_(k+1)) to the exact q(x_k | x_(k+1)):
-for the model, for the best single-Gaussian step, and for the exact sampler (the sampling floor).
+for the model, for the best single-Gaussian step, and for the exact sampler (the sampling noise).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def main() -> None:
         ddgan("train", "--dataset", "mixture1d", "--timesteps", str(args.timesteps), "--iterations",
               str(args.iterations), "--out", str(run), "--device", "cpu", *args.train_args)
     report = ddgan_json("eval", "--run", str(run), "-n", str(args.n), "--device", "cpu")
-    print("| level (step) | chain W1: model | best Gaussian | exact (floor) | step W1: model | best Gaussian | exact (floor) |")
+    print("| level (step) | chain W1: model | best Gaussian | exact (noise) | step W1: model | best Gaussian | exact (noise) |")
     print("|---|---|---|---|---|---|---|")
     for level in report["metrics"]["levels"]:
         chain, step = level["chain_w1"], level["step_w1"]

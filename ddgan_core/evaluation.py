@@ -129,7 +129,9 @@ class PointScores:
 class LevelScores:
     """W1 distances (data units) at level k: the chain's x_k against q(x_k), and the step
     x_{k+1} -> x_k at fixed points against q(x_k | x_{k+1}), for the model, the best
-    single-Gaussian step and the exact sampler (the floor set by the sample size)."""
+    single-Gaussian step and the exact sampler (its figure is the sampling noise of these sample
+    sizes: what a perfect model would score, give or take; the best Gaussian step's distance is
+    computed without sampling, so it can come out below it)."""
 
     level: int
     chain_model: float
@@ -168,7 +170,7 @@ class DenoisingScores:
         chain = tuple((f"x_{s.level}", s.chain_model, s.chain_gaussian, s.chain_exact) for s in self.levels)
         step = tuple((f"x_{s.level + 1} -> x_{s.level}", float(np.mean(s.step_model)), float(np.mean(s.step_gaussian)),
                       float(np.mean(s.step_exact))) for s in self.levels)
-        columns = ("model", "best Gaussian step", "exact sampler (floor)")
+        columns = ("model", "best Gaussian step", "exact sampler (sampling noise)")
         return [
             Table(f"chain marginals: W1(samples of x_k, exact q(x_k)), {self.n_chain:,} chains",
                   ("level", *columns), chain),
@@ -345,8 +347,8 @@ def evaluate_denoising(
     The chain: W1 between the model's x_k (from n_chain chains) and the exact q(x_k); the
     best-Gaussian chain starts from the model's own x_T. The step: at x_{k+1} on the quartiles
     of q(x_{k+1}), n_step draws of x_k against q(x_k | x_{k+1}); the best Gaussian step's
-    distance is exact (no sampling). The exact sampler gives both distances' floor at these
-    sample sizes. All in network units, reported in data units (W1 scales linearly).
+    distance is exact (no sampling). The exact sampler's distances are the sampling noise at these
+    sample sizes, what a perfect model would score (a sampled figure can fall below by chance). All in network units, reported in data units (W1 scales linearly).
     """
     if n_chain < 2 or n_step < 2:
         raise EvaluationError(f"the denoising test needs at least 2 samples per level, got {n_chain} and {n_step}")
