@@ -32,6 +32,7 @@ from ddgan_core.evaluation import (
     evaluate_stacked_mnist,
     load_reference_file,
     load_samples_file,
+    samples_file_dataset,
     metric_family,
     reference_statistics,
     to_uint8_nchw,
@@ -52,8 +53,10 @@ class _Source:
         self.device = device
         self.stored: np.ndarray | None = None
         self.config: Config | None = None
+        self.stored_dataset: str | None = None
         if samples is not None:
             self.stored = load_samples_file(samples)
+            self.stored_dataset = samples_file_dataset(samples)
             self.name = str(samples)
             return
         run_dir = (RunDir.existing(run) if run is not None
@@ -85,6 +88,10 @@ def _dataset_name(source: _Source, dataset: Optional[str]) -> str:
         if dataset is not None and dataset != source.config.data.dataset:
             raise EvaluationError(f"the run was trained on {source.config.data.dataset}, not {dataset}: drop --dataset")
         return source.config.data.dataset
+    if source.stored_dataset is not None:
+        if dataset is not None and dataset != source.stored_dataset:
+            raise EvaluationError(f"{source.name} holds samples of {source.stored_dataset}, not {dataset}: drop --dataset")
+        return source.stored_dataset
     if dataset is not None:
         spec_of(dataset)  # an unknown name is refused as such, not as samples of the wrong shape
         return dataset

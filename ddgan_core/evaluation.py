@@ -582,6 +582,15 @@ def load_samples_file(path: pathlib.Path) -> np.ndarray:
     return samples
 
 
+def samples_file_dataset(path: pathlib.Path) -> str | None:
+    """The dataset a samples file says it is of (`ddgan sample` records it), or None (older files)."""
+    with np.load(path, allow_pickle=False) as data:
+        if "dataset" not in data:
+            return None
+        name = np.asarray(data["dataset"])
+    return str(name) if name.ndim == 0 and name.dtype.kind == "U" else None
+
+
 def evaluate_samples_1d(samples: np.ndarray, data: GaussianMixture) -> ChainMarginalScores:
     """W1 between stored 1-D samples of x_0 and the data distribution (a samples file has no
     model to draw steps from, so only this part of the denoising test applies)."""

@@ -45,11 +45,12 @@ def write_samples(
     mixture: GaussianMixture | None = None, steps: int | None = None,
 ) -> pathlib.Path:
     """A .png grid (images) or scatter plot (points), or a .npz with `samples` (and `trajectory`)
-    in data units: images in [-1, 1] NCHW, point data in its own units. `steps` is the K the
-    chain ran (default T); a plot of K < T steps says so, as it is not the trained chain."""
+    in data units: images in [-1, 1] NCHW, point data in its own units, and `dataset`, the name
+    of the data the model learnt (so `ddgan eval --samples` scores them against it). `steps` is
+    the K the chain ran (default T); a plot of K < T steps says so, as it is not the trained chain."""
     check_output_path(out)
     if out.suffix.lower() == ".npz":
-        arrays = {"samples": samples}
+        arrays = {"samples": samples, "dataset": np.array(config.data.dataset)}
         if trajectory is not None:
             arrays["trajectory"] = trajectory
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -76,6 +76,17 @@ def test_eval_of_a_samples_file_needs_to_know_what_2d_points_are_of(monkeypatch,
     assert metrics["reverse_kl"] == pytest.approx(np.log(25 / 2))
 
 
+def test_a_file_from_ddgan_sample_says_what_it_is_of_and_eval_holds_it_to_that(monkeypatch, capsys, grid_run, tmp_path):
+    samples = tmp_path / "grid.npz"
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "--run", grid_run, "-n", "200", "--out", str(samples), "--device", "cpu")
+    assert code == 0, err
+    code, out, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(samples), "--json")  # no --dataset needed
+    assert code == 0, err
+    assert json.loads(out)["dataset"] == "grid25" and json.loads(out)["metrics"]["n_modes"] == 25
+    code, _, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(samples), "--dataset", "ring8")
+    assert code == 2 and f"{samples} holds samples of grid25, not ring8: drop --dataset" in err and err.count("\n") == 1
+
+
 def test_eval_of_a_mixture1d_run_prints_per_level_distances_against_both_references(monkeypatch, capsys, line_run):
     code, out, err = _ddgan(monkeypatch, capsys, "eval", "--run", line_run, "-n", "300", "--device", "cpu")
     assert code == 0, err
