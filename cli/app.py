@@ -21,6 +21,12 @@ def _non_negative_seed(seed: Optional[int]) -> Optional[int]:
     return seed
 
 
+def flag_option(name: str, help: str) -> Any:
+    """An on/off flag, shown in --help without a value (Typer would show <bool>, which invites
+    `--resume true`, an error)."""
+    return typer.Option(False, name, help=help, metavar="")
+
+
 def seed_option(default: Optional[int] = 0, help: str = "Random seed (a non-negative integer).") -> Any:
     """The --seed option every command shares: negative seeds are refused in one line (numpy's
     generators, which the tinygrad backend and the evaluations draw from, reject them)."""

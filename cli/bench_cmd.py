@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.app import app
+from cli.app import app, flag_option
 from cli.backend_loader import BACKENDS, load_backend
 from ddgan_core.benchmark import (
     PAPER_BATCH,
@@ -114,14 +114,14 @@ def bench_sample(
     protocol: str = typer.Option("default", "--protocol", help="default (median) or paper (batch 100, mean)."),
     warmup: int = typer.Option(2, "--warmup", help="Untimed runs first."),
     repeats: int = typer.Option(10, "--repeats", help="Timed runs."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    fast: bool = typer.Option(False, "--fast", help="torch: compiled chain steps, channels_last, and on CUDA the whole "
+    as_json: bool = flag_option("--json", help="Print one JSON object."),
+    fast: bool = flag_option("--fast", help="torch: compiled chain steps, channels_last, and on CUDA the whole "
                                                     "chain as one CUDA graph (compiled before timing)."),
     cuda_graph: Optional[bool] = typer.Option(None, "--cuda-graph/--no-cuda-graph",
                                               help="With --fast on CUDA: replay one graph (default: yes)."),
     compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="With --fast: default (the default), "
                                                                         "max-autotune-no-cudagraphs, or none (not compiled)."),
-    profile: bool = typer.Option(False, "--profile", help=PROFILE_HELP.format(run="batch")),
+    profile: bool = flag_option("--profile", help=PROFILE_HELP.format(run="batch")),
 ) -> None:
     """Sampling speed: images/s, latency per batch, peak memory, FLOPs per image."""
     check_protocol(protocol)
@@ -155,10 +155,10 @@ def bench_train(
     protocol: str = typer.Option("default", "--protocol", help="default (median) or paper (batch 100, mean)."),
     warmup: int = typer.Option(3, "--warmup", help="Untimed iterations first."),
     repeats: int = typer.Option(10, "--repeats", help="Timed iterations."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    fast: bool = typer.Option(False, "--fast", help="torch: the train.compile path (compiled G and D, channels_last); "
+    as_json: bool = flag_option("--json", help="Print one JSON object."),
+    fast: bool = flag_option("--fast", help="torch: the train.compile path (compiled G and D, channels_last); "
                                                     "compiles during the warm-up iterations."),
-    profile: bool = typer.Option(False, "--profile", help=PROFILE_HELP.format(run="iteration (R1 only if due)")),
+    profile: bool = flag_option("--profile", help=PROFILE_HELP.format(run="iteration (R1 only if due)")),
 ) -> None:
     """Training speed: images/s and iterations/s (one D and one G step each), peak memory."""
     check_protocol(protocol)

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from cli.app import app, seed_option
+from cli.app import app, flag_option, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.config import Config
 from ddgan_core.datasets import load_dataset
@@ -203,7 +203,7 @@ def evaluate(
     n: Optional[int] = typer.Option(None, "-n", "--num", help="Samples (default: the protocol's, by dataset)."),
     steps: Optional[int] = typer.Option(None, "--steps", "-k", help="Denoising steps K <= T (default T)."),
     seed: int = seed_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    as_json: bool = flag_option("--json", help="Print one JSON object."),
     inception_weights: Optional[pathlib.Path] = typer.Option(
         None, "--inception-weights", help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (FID, IS, P/R)."),
     ref: Optional[pathlib.Path] = typer.Option(

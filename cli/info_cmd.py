@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.app import app
+from cli.app import app, flag_option
 from ddgan_core.config import PRESETS, apply_overrides, preset
 from ddgan_core.run_checks import check_training_config
 
@@ -26,7 +26,7 @@ def parameter_counts(config) -> dict[str, int] | None:
 def info(
     preset_name: str = typer.Option("toy2d", "--preset", "-p", help=f"One of: {', '.join(PRESETS)}."),
     overrides: list[str] = typer.Option([], "--set", help="Override a key: section.key=value (repeatable)."),
-    as_json: bool = typer.Option(False, "--json", help="Print the configuration as JSON."),
+    as_json: bool = flag_option("--json", help="Print the configuration as JSON."),
 ) -> None:
     """Show a preset's fully resolved configuration and its network sizes."""
     config = apply_overrides(preset(preset_name), overrides)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from cli.app import app, seed_option
+from cli.app import app, flag_option, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.datasets import load_dataset
 from ddgan_core.errors import DDGANError
@@ -24,10 +24,10 @@ def sample(
     n: int = typer.Option(64, "-n", "--num", help="Number of samples."),
     out: pathlib.Path = typer.Option(pathlib.Path("samples.png"), "--out", "-o", help="A .png picture or .npz arrays."),
     seed: int = seed_option(),
-    trajectory: bool = typer.Option(False, "--trajectory", help="Also store every level x_T..x_0 (.npz)."),
+    trajectory: bool = flag_option("--trajectory", help="Also store every level x_T..x_0 (.npz)."),
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
-    fast: bool = typer.Option(False, "--fast", help="torch: compiled chain steps; on CUDA also bf16 and one CUDA graph "
+    fast: bool = flag_option("--fast", help="torch: compiled chain steps; on CUDA also bf16 and one CUDA graph "
                                                     "(the same random draws as without it)."),
 ) -> None:
     """Sample from a trained generator (EMA weights) through the core's reverse chain."""

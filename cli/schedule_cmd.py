@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.app import app
+from cli.app import app, flag_option
 from ddgan_core.kernels import coefficient_tables
 from ddgan_core.schedule import make_schedule
 
@@ -19,7 +19,7 @@ def schedule(
     beta_min: float = typer.Option(0.1, "--beta-min", help="beta_min of the VP SDE."),
     beta_max: float = typer.Option(20.0, "--beta-max", help="beta_max of the VP SDE."),
     kind: str = typer.Option("vp", "--kind", help="vp (default) or geometric."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON: betas, alphas_cumprod, posterior."),
+    as_json: bool = flag_option("--json", help="Print JSON: betas, alphas_cumprod, posterior."),
 ) -> None:
     """Print beta_k, alphabar_k and the posterior coefficients of a T-step schedule."""
     tables = coefficient_tables(make_schedule(timesteps, beta_min, beta_max, kind))

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-from cli.app import app, seed_option
+from cli.app import app, flag_option, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.config import Config, apply_overrides, preset
 from ddgan_core.datasets import dataset_overrides, fetch_dataset
@@ -56,14 +56,14 @@ def train(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Global batch size."),
     iterations: Optional[int] = typer.Option(None, "--iterations", help="Training iterations (with --resume: new total)."),
     out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<dataset>-<preset>-<time>)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (or the newest run) from its last checkpoint."),
+    resume: bool = flag_option("--resume", help="Continue the run in --out (or the newest run) from its last checkpoint."),
     seed: Optional[int] = seed_option(None, "Random seed, a non-negative integer (a CPU run is bit-reproducible)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (bf16 needs CUDA)."),
-    fast: bool = typer.Option(False, "--fast", help="torch on CUDA: bf16 autocast, compiled G, D and R1 step "
+    fast: bool = flag_option("--fast", help="torch on CUDA: bf16 autocast, compiled G, D and R1 step "
                                                     "(= --precision bf16 --set train.compile=true)."),
     overrides: list[str] = typer.Option([], "--set", help="Override a config key: section.key=value (repeatable)."),
-    download: bool = typer.Option(False, "--download", help="Download the dataset into --data-dir first if it is "
+    download: bool = flag_option("--download", help="Download the dataset into --data-dir first if it is "
                                                             "missing (CIFAR-10; its MD5 is checked)."),
 ) -> None:
     """Train a Denoising Diffusion GAN and write a run directory (config, metrics, checkpoints, samples)."""

@@ -114,3 +114,10 @@ def test_a_samples_plot_names_the_chain_it_shows():
 
     assert samples_title(2500, "grid25", 4) == samples_title(2500, "grid25", 4, steps=4) == "2,500 samples, grid25, T = 4"
     assert samples_title(2500, "grid25", 4, steps=2) == "2,500 samples, grid25, K = 2 of T = 4 steps"
+
+
+def test_flags_are_shown_without_a_value_in_help():
+    """Typer shows a flag as `--resume <bool>`, which invites `--resume true` (an error)."""
+    for command in ("train", "sample", "eval", "bench sample", "schedule", "info"):
+        result = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "120"})
+        assert result.exit_code == 0 and "<bool>" not in result.output, command
