@@ -117,7 +117,7 @@ def bench_sample(
     as_json: bool = flag_option("--json", help="Print one JSON object."),
     fast: bool = flag_option("--fast", help="torch: compiled chain steps, channels_last, and on CUDA the whole "
                                                     "chain as one CUDA graph (compiled before timing)."),
-    cuda_graph: Optional[bool] = typer.Option(None, "--cuda-graph/--no-cuda-graph",
+    cuda_graph: Optional[bool] = typer.Option(None, "--cuda-graph/--no-cuda-graph", metavar="",
                                               help="With --fast on CUDA: replay one graph (default: yes)."),
     compile_mode: Optional[str] = typer.Option(None, "--compile-mode", help="With --fast: default (the default), "
                                                                         "max-autotune-no-cudagraphs, or none (not compiled)."),
