@@ -21,7 +21,7 @@ def datasets(
     """List every dataset with its shape, where it looks under --data-dir and whether it is ready here."""
     table = Table(title=f"datasets under {data_dir} (images at {resolution} x {resolution})")
     for column in ("name", "shape", "where it looks", "ready here"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a path is folded onto the next line, never cut short
     for status in dataset_statuses(data_dir, resolution):
         ready = Text("yes", style="green") if status.ready else Text("no", style="red")
         table.add_row(

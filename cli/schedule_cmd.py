@@ -29,7 +29,7 @@ def schedule(
     post = tables["posterior"]
     table = Table(title=f"{kind} schedule, T = {timesteps}, beta in [{beta_min}, {beta_max}]")
     for column in ("k", "beta_k", "alphabar_k", "sqrt(alphabar_k)", "posterior c0", "posterior ct", "posterior var"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")  # headers wrap, never cut short
     table.add_row("0", "", "1", "1", "", "", "")
     for k in range(1, timesteps + 1):
         abar = tables["alphas_cumprod"][k]
