@@ -8,6 +8,7 @@ A `DDGANError` anywhere becomes a one-line `error: ...` and exit status 2, never
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import sys
 import warnings
@@ -59,10 +60,14 @@ def _os_error_message(exc: OSError) -> str:
     return str(exc) or type(exc).__name__
 
 
+class _Terminated(SystemExit):
+    """The exit of a process stopped by SIGTERM."""
+
+
 def _terminated(signum: int, frame) -> None:
     """SIGTERM (torchrun stopping the other ranks when one fails, a scheduler's kill) unwinds like
     an exception, so a checkpoint being written and a run that never started are cleaned up."""
-    raise SystemExit(128 + signum)
+    raise _Terminated(128 + signum)
 
 
 def app() -> None:
@@ -88,6 +93,10 @@ def app() -> None:
     except (KeyboardInterrupt, typer.Abort):
         Console(stderr=True).print("interrupted")
         sys.exit(INTERRUPTED)
+    except _Terminated as stopped:  # unwound and cleaned up; now leave without the exit handlers, since
+        sys.stdout.flush()  # a worker pool whose processes the same signal killed (tinygrad's compilers
+        sys.stderr.flush()  # under `timeout`, which signals the whole group) waits for them forever there
+        os._exit(stopped.code)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if status == INTERRUPTED:  # Typer turns Ctrl-C into this exit status, and says nothing
