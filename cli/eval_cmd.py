@@ -162,9 +162,12 @@ def _score(
     if ref is None and dataset == "images":
         raise EvaluationError("image samples need reference statistics: pass --ref stats.npz or --ref IMAGE_DIR "
                               "(or --dataset NAME to use that dataset's training images)")
-    from backends.torch_cuda.inception import fid_features
+    from backends.torch_cuda.inception import FID_WEIGHTS_SHA256, fid_features
 
     extractor = fid_features(inception_weights, device)  # first: missing weights fail before 50,000 samples are drawn
+    if not extractor.published_weights:
+        notes.append(f"{extractor.name} is not pytorch-fid's weights file (its SHA-256 does not begin "
+                     f"{FID_WEIGHTS_SHA256[:8]}): these scores are not comparable with published FID and IS")
     images = source.draw_images(n, steps, seed, dataset)
     reference = reference_for(ref, dataset, data_dir, images.shape[-1], extractor)
     if len(images) != FID_PROTOCOL_SAMPLES:

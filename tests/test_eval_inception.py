@@ -2,6 +2,7 @@
 features of a randomly initialised network, and the FID pipeline end to end with a cached
 reference folder."""
 
+import hashlib
 import json
 import pathlib
 import sys
@@ -15,6 +16,7 @@ from backends.torch_cuda import inception  # noqa: E402
 from backends.torch_cuda.inception import (  # noqa: E402
     FEATURE_DIM,
     FID_WEIGHTS_NAME,
+    FID_WEIGHTS_SHA256,
     NUM_CLASSES,
     FIDInception,
     InceptionFeatures,
@@ -71,10 +73,21 @@ def test_features_are_2048_d_logits_1008_way_and_grey_images_equal_their_rgb_cop
 def test_the_weights_file_loads_by_name_and_is_identified_by_its_hash(weights_file, network):
     loaded, name = load_fid_inception(weights_file, torch.device("cpu"))
     assert name.startswith(FID_WEIGHTS_NAME + ":") and len(name.split(":")[1]) == 16
+    assert name.split(":")[1] == hashlib.sha256(weights_file.read_bytes()).hexdigest()[:16]
     x = torch.rand(1, 3, 80, 80) * 2 - 1
     with torch.no_grad():
         for a, b in zip(loaded(x), network(x)):
             torch.testing.assert_close(a, b)
+
+
+def test_only_pytorch_fids_file_by_content_counts_as_the_published_weights(network):
+    def extractor(name: str) -> InceptionFeatures:
+        return InceptionFeatures(network, name, torch.device("cpu"))
+
+    assert extractor(f"{FID_WEIGHTS_NAME}:{FID_WEIGHTS_SHA256[:16]}").published_weights
+    assert extractor(f"renamed.pth:{FID_WEIGHTS_SHA256[:16]}").published_weights  # content, not name
+    assert not extractor(f"{FID_WEIGHTS_NAME}:{'0' * 16}").published_weights
+    assert not extractor("random").published_weights
 
 
 def test_foreign_or_missing_weights_give_one_line_errors(tmp_path, monkeypatch, network):
@@ -126,5 +139,6 @@ def test_eval_of_samples_against_a_folder_of_the_same_images_gives_fid_zero_and_
     assert metrics["fid"] == pytest.approx(0.0, abs=1e-2)  # round-off of 2048-d eigendecompositions
     assert metrics["precision"] == 1.0 and metrics["recall"] == 1.0
     assert metrics["n_reference"] == 4 and metrics["inception_score"]["mean"] >= 1.0
+    assert any("not comparable with published FID" in note for note in json.loads(out)["notes"])  # random weights
     cached = list((tmp_path / "cache" / "fid").glob("*.npz"))  # reused on the next run (test_eval_core)
     assert len(cached) == 1 and metrics["reference"] == str(cached[0])

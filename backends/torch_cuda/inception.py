@@ -38,6 +38,7 @@ from ddgan_core.evaluation import cache_root
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 FID_WEIGHTS_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/{FID_WEIGHTS_NAME}"
+FID_WEIGHTS_SHA256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2"  # the name's suffix is its start
 INPUT_SIZE = 299
 FEATURE_DIM = 2048
 NUM_CLASSES = 1008
@@ -268,6 +269,12 @@ class InceptionFeatures:
                  input_size: int = INPUT_SIZE) -> None:
         self.network, self.name, self.device = network.eval(), name, device
         self.batch_size, self.input_size = batch_size, input_size
+
+    @property
+    def published_weights(self) -> bool:
+        """Whether the weights are pytorch-fid's file by content (a name from `load_fid_inception`):
+        only then are FID and IS comparable with published figures."""
+        return self.name.rpartition(":")[2] == FID_WEIGHTS_SHA256[:16]
 
     @torch.no_grad()
     def __call__(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
