@@ -100,7 +100,9 @@ def _dataset_name(source: _Source, dataset: Optional[str]) -> str:
         return "mixture1d"
     if len(shape) == 4:
         return "images"
-    raise EvaluationError(f"say what the {shape[1]}-D samples are of with --dataset (grid25 or ring8)")
+    if len(shape) == 2 and shape[1] == 2:
+        raise EvaluationError("say what the 2-D samples are of with --dataset (grid25 or ring8)")
+    raise EvaluationError(f"samples of shape {tuple(shape)} are of no dataset ddgan knows by shape: pass --dataset NAME")
 
 
 def _torch_device(device: Optional[str]):
@@ -212,7 +214,7 @@ def evaluate(
     ref: Optional[pathlib.Path] = typer.Option(
         None, "--ref", help="Reference: stats .npz (mu, sigma) or an image folder (default: the run's dataset)."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset is (default: the run's)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
 ) -> None:
     """Score samples: mode coverage (grid25, ring8, stackedmnist), the denoising-distribution
     test (mixture1d), FID / IS / precision-recall (images)."""

@@ -188,7 +188,7 @@ def plot(
     out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Output folder (default RUN/plots)."),
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad (samples the chain)."),
     seed: int = seed_option(),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
 ) -> None:
     """Pictures of a run: curves.png, chain.png, and steps.png for mixture1d."""
     if run_path is not None and run_option is not None and run_path != run_option:

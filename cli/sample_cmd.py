@@ -26,7 +26,7 @@ def sample(
     seed: int = seed_option(),
     trajectory: bool = flag_option("--trajectory", help="Also store every level x_T..x_0 (.npz)."),
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
     fast: bool = flag_option("--fast", help="torch: compiled chain steps; on CUDA also bf16 and one CUDA graph "
                                                     "(the same random draws as without it)."),
 ) -> None:

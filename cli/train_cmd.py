@@ -58,7 +58,7 @@ def train(
     out: Optional[pathlib.Path] = typer.Option(None, "--out", "-o", help="Run directory (default runs/<dataset>-<preset>-<time>)."),
     resume: bool = flag_option("--resume", help="Continue the run in --out (or the newest run) from its last checkpoint."),
     seed: Optional[int] = seed_option(None, "Random seed, a non-negative integer (a CPU run is bit-reproducible)."),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu or cuda (default: cuda when available)."),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
     precision: Optional[str] = typer.Option(None, "--precision", help="fp32 or bf16 (bf16 needs CUDA)."),
     fast: bool = flag_option("--fast", help="torch on CUDA: bf16 autocast, compiled G, D and R1 step "
                                                     "(= --precision bf16 --set train.compile=true)."),

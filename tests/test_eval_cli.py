@@ -69,7 +69,11 @@ def test_eval_of_a_samples_file_needs_to_know_what_2d_points_are_of(monkeypatch,
     centres = np.array([[-4.0, -4.0], [0.0, 0.0]])
     np.savez(samples, samples=np.repeat(centres, 50, axis=0))
     code, _, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(samples))
-    assert code == 2 and "--dataset" in err and err.count("\n") == 1
+    assert code == 2 and "2-D samples" in err and "(grid25 or ring8)" in err and err.count("\n") == 1
+    three = tmp_path / "three.npz"
+    np.savez(three, samples=np.zeros((10, 3)))  # no built-in dataset is 3-D: no 2-D names are offered
+    code, _, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(three))
+    assert code == 2 and "shape (10, 3)" in err and "grid25" not in err and err.count("\n") == 1
     code, out, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(samples), "--dataset", "grid25", "--json")
     metrics = json.loads(out)["metrics"]
     assert metrics["modes_covered"] == 2 and metrics["high_quality_fraction"] == 1.0

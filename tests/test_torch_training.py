@@ -303,6 +303,32 @@ def test_cpu_training_uses_only_idle_cores(default, cores, busy, expected):
     assert entry.idle_cpu_threads(default, cores, busy) == expected
 
 
+def test_device_names_are_checked_in_one_line_before_any_cuda_call(monkeypatch):
+    from ddgan_core.errors import DDGANError
+
+    for name in ("cudafoo", "cuda:", "cuda:x", "gpu", "cpu:0x"):
+        with pytest.raises(DDGANError, match=rf"^unknown device '{name}' for the torch backend"):
+            entry.pick_device(name)
+    assert entry.pick_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DDGANError, match=r"^--device cuda:1 asked for, but PyTorch sees no CUDA device"):
+        entry.pick_device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert entry.pick_device("cuda:1") == torch.device("cuda", 1) and entry.pick_device("cuda") == torch.device("cuda")
+    with pytest.raises(DDGANError, match=r"^--device cuda:2 asked for, but PyTorch sees 2 CUDA device\(s\) \(cuda:0 to cuda:1\)$"):
+        entry.pick_device("cuda:2")
+
+
+def test_one_process_trains_on_the_gpu_asked_for_and_a_torchrun_rank_on_its_local_one(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 3)
+    alone = Distributed.single()
+    assert entry.training_device(torch.device("cuda", 1), alone) == torch.device("cuda", 1)
+    assert entry.training_device(torch.device("cuda"), alone) == torch.device("cuda", 3)
+    assert entry.training_device(torch.device("cuda"), Distributed(5, 8, 1)) == torch.device("cuda", 1)
+    assert entry.training_device(torch.device("cpu"), Distributed(5, 8, 1)) == torch.device("cpu")
+
+
 def test_busy_cores_sees_a_spinning_process():
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import re
 import time
 from collections.abc import Sequence
 
@@ -30,14 +31,30 @@ SAMPLE_BATCH = 1000  # images per generator call when sampling
 
 
 def pick_device(name: str | None) -> torch.device:
-    """cuda when available (or asked for), else cpu; asking for cuda without one is an error."""
+    """cuda when available (or asked for), else cpu; cuda:N names one GPU. Asking for a GPU
+    that is not there is an error."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise DDGANError("--device cuda asked for, but PyTorch sees no CUDA device here (use --device cpu)")
-    if name not in ("cpu",) and not name.startswith("cuda"):
-        raise DDGANError(f"unknown device '{name}' for the torch backend (cpu or cuda)")
-    return torch.device(name)
+    if re.fullmatch(r"cpu|cuda(:\d+)?", name) is None:
+        raise DDGANError(f"unknown device '{name}' for the torch backend (cpu, cuda or cuda:N)")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DDGANError(f"--device {name} asked for, but PyTorch sees no CUDA device here (use --device cpu)")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DDGANError(f"--device {name} asked for, but PyTorch sees {torch.cuda.device_count()} CUDA device(s) "
+                             f"(cuda:0 to cuda:{torch.cuda.device_count() - 1})")
+    return device
+
+
+def training_device(device: torch.device, dist: Distributed) -> torch.device:
+    """The GPU this process trains on: under torchrun the one of its LOCAL_RANK (--device cuda
+    then means GPUs, not one of them), alone the one asked for (cuda: the current device)."""
+    if device.type != "cuda":
+        return device
+    if dist.world_size > 1:
+        return torch.device("cuda", dist.local_rank)
+    return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
 
 
 def idle_cpu_threads(default: int, cores: int, busy_cores: float) -> int:
@@ -86,8 +103,8 @@ def train(
     configuration, changed only by `resume_changes`, ddgan_core.session.RESUME_CHANGES)."""
     dev = pick_device(device)
     dist = Distributed.from_environment(dev.type)
+    dev = training_device(dev, dist)
     if dev.type == "cuda":
-        dev = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(dev)
         use_fast_cuda_kernels()
     if dev.type == "cpu":
