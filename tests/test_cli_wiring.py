@@ -1,0 +1,254 @@
+"""The CLI's wiring: what each command hands on (seeds, steps, --fast), what it refuses up front,
+and how an OS error reaching the top level is reported. Backends are replaced by small fakes, so
+nothing here trains or needs a framework."""
+
+import errno
+import json
+import pathlib
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import cli.main  # the entry point; importing it registers the commands
+from cli import eval_cmd, plot_cmd, sample_cmd, schedule_cmd
+from cli.app import app as typer_app
+from cli.train_cmd import named_options, resolve_config
+from ddgan_core import sample_output
+from ddgan_core.config import preset
+from ddgan_core.datasets import load_dataset
+from ddgan_core.kernels import coefficient_tables
+from ddgan_core.rundir import RunDir
+from ddgan_core.schedule import make_schedule
+
+
+def _ddgan(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
+    """Run the real entry point (`cli.main.app`) in-process: exit code, stdout, stderr."""
+    monkeypatch.setattr(sys, "argv", ["ddgan", *args])
+    try:
+        cli.main.app()
+        code = 0
+    except SystemExit as stopped:
+        code = stopped.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _assert_one_line_error(code: int, err: str, text: str) -> None:
+    assert code == 2, err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    assert text in err, err
+
+
+def _config(dataset: str, timesteps: int):
+    """The configuration `ddgan train --dataset DATASET -T TIMESTEPS` would train."""
+    return resolve_config(None, dataset, named_options(dataset, None, timesteps, None, None, None, None))
+
+
+def _fake_run(path: pathlib.Path, dataset: str, timesteps: int, checkpoint: bool = True) -> pathlib.Path:
+    """A run directory with config.json, one logged step and (optionally) a placeholder checkpoint."""
+    run = RunDir.create(path, _config(dataset, timesteps), "torch", {})
+    run.log({"step": 1, "loss_d": 1.0, "loss_g": 1.0, "r1": 0.1, "lr_g": 1e-3, "lr_d": 2e-3, "images_per_s": 10.0})
+    if checkpoint:
+        run.last_checkpoint.write_bytes(b"")
+    return run.path
+
+
+class _FakeEntry:
+    """A backend entry module whose `sample` records its arguments and returns `points`."""
+
+    def __init__(self, points: np.ndarray, config) -> None:
+        self.points, self.config, self.calls = points, config, []
+
+    def sample(self, source, n, steps, seed, **kwargs):
+        self.calls.append({"source": source, "n": n, "steps": steps, "seed": seed, **kwargs})
+        return self.points[:n], None, self.config
+
+
+def _install(monkeypatch, module, entry: _FakeEntry) -> list[str]:
+    loaded: list[str] = []
+
+    def load_backend(name):
+        loaded.append(name)
+        return entry
+
+    monkeypatch.setattr(module, "load_backend", load_backend)
+    return loaded
+
+
+# C04 -----------------------------------------------------------------------------------------
+
+
+def test_an_os_error_inside_a_command_is_one_line_and_exit_2(monkeypatch, capsys):
+    def full_disk(schedule):
+        raise OSError(errno.ENOSPC, "No space left on device", "tables.json")
+
+    monkeypatch.setattr(schedule_cmd, "coefficient_tables", full_disk)
+    code, out, err = _ddgan(monkeypatch, capsys, "schedule", "--json")
+    assert err == "error: No space left on device: tables.json\n"
+    _assert_one_line_error(code, err, "No space left on device")
+    assert out == ""
+
+
+# C12 -----------------------------------------------------------------------------------------
+
+
+def test_mnist_trains_the_tiny_preset_by_default():
+    settings = named_options("mnist", None, None, None, None, None, None)
+    config = resolve_config(None, "mnist", settings)
+    tiny = preset("tiny")
+    assert config.preset == "tiny"
+    assert config == resolve_config("tiny", "mnist", settings)
+    assert (config.generator.nf, config.data.resolution, config.train.batch_size) == (
+        tiny.generator.nf, tiny.data.resolution, tiny.train.batch_size) == (16, 16, 8)
+    assert config.data.dataset == "mnist" and config.data.random_flip is False
+    assert config.generator.nf != preset("cifar10").generator.nf
+
+
+# C13, C14 ------------------------------------------------------------------------------------
+
+
+def test_sample_refuses_no_samples_before_sampling(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    entry = _FakeEntry(np.zeros((64, 2)), _config("grid25", 4))
+    _install(monkeypatch, sample_cmd, entry)
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "-n", "0", "--checkpoint", "last.safetensors",
+                          "--out", str(tmp_path / "x.npz"))
+    _assert_one_line_error(code, err, "-n must be at least 1, got 0")
+    assert entry.calls == [] and not (tmp_path / "x.npz").exists()
+
+
+def test_sample_refuses_a_trajectory_into_a_png(monkeypatch, capsys, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    entry = _FakeEntry(np.zeros((64, 2)), _config("grid25", 4))
+    _install(monkeypatch, sample_cmd, entry)
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "--trajectory", "--checkpoint", "last.safetensors",
+                          "--out", str(tmp_path / "x.png"))
+    _assert_one_line_error(code, err, "--trajectory needs an .npz --out")
+    assert entry.calls == [] and not (tmp_path / "x.png").exists()
+
+
+# C16 -----------------------------------------------------------------------------------------
+
+
+def test_sample_steps_reach_the_picture_title(monkeypatch, capsys, tmp_path):
+    entry = _FakeEntry(np.zeros((64, 2)), _config("grid25", 4))
+    _install(monkeypatch, sample_cmd, entry)
+    titles: list[str] = []
+
+    def save_point_plot(points, path, title, mixture=None):
+        titles.append(title)
+        return pathlib.Path(path)
+
+    monkeypatch.setattr(sample_output, "save_point_plot", save_point_plot)
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "--steps", "2", "-n", "10", "--checkpoint",
+                          str(tmp_path / "last.safetensors"), "--out", str(tmp_path / "x.png"))
+    assert code == 0, err
+    assert entry.calls[0]["steps"] == 2
+    assert titles == ["10 samples, grid25, K = 2 of T = 4 steps"]
+
+
+# C17 -----------------------------------------------------------------------------------------
+
+
+def test_sample_fast_reaches_the_torch_backend(monkeypatch, capsys, tmp_path):
+    entry = _FakeEntry(np.zeros((64, 2)), _config("grid25", 4))
+    loaded = _install(monkeypatch, sample_cmd, entry)
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "--fast", "-n", "8", "--seed", "3", "--checkpoint",
+                          str(tmp_path / "last.safetensors"), "--out", str(tmp_path / "x.npz"))
+    assert code == 0, err
+    assert loaded == ["torch"]
+    (call,) = entry.calls
+    assert call["fast"] is True and call["n"] == 8 and call["seed"] == 3 and call["trajectory"] is False
+    with np.load(tmp_path / "x.npz") as stored:
+        assert stored["samples"].shape == (8, 2) and str(stored["dataset"]) == "grid25"
+    # and without --fast the backend is not asked for its fast path
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "-n", "8", "--checkpoint",
+                          str(tmp_path / "last.safetensors"), "--out", str(tmp_path / "y.npz"))
+    assert code == 0, err
+    assert "fast" not in entry.calls[1]
+
+
+# C22 -----------------------------------------------------------------------------------------
+
+
+def test_eval_of_a_run_samples_with_the_given_seed(monkeypatch, capsys, tmp_path):
+    run = _fake_run(tmp_path / "run", "grid25", 2)
+    centres = load_dataset("grid25").mixture.means
+    entry = _FakeEntry(np.tile(centres, (4, 1)), _config("grid25", 2))
+    _install(monkeypatch, eval_cmd, entry)
+    code, out, err = _ddgan(monkeypatch, capsys, "eval", "--run", str(run), "-n", "100", "--seed", "7", "--json")
+    assert code == 0, err
+    assert [call["seed"] for call in entry.calls] == [7]
+    assert entry.calls[0]["n"] == 100 and entry.calls[0]["source"] == RunDir(run).last_checkpoint
+    payload = json.loads(out)
+    assert payload["seed"] == 7 and payload["n"] == 100
+    assert payload["metrics"]["modes_covered"] == 25 and payload["metrics"]["high_quality_fraction"] == 1.0
+
+
+# C24 -----------------------------------------------------------------------------------------
+
+
+def test_schedule_table_columns_hold_their_posterior_coefficients():
+    result = CliRunner().invoke(typer_app, ["schedule", "--timesteps", "4"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in result.stdout.splitlines() if "│" in line]
+    header = [cell.strip() for cell in next(line for line in result.stdout.splitlines() if "posterior c0" in line)
+              .split("┃")[1:-1]]
+    column = {name: header.index(name) for name in ("k", "posterior c0", "posterior ct", "posterior var")}
+    by_k = {row[column["k"]]: row for row in rows}
+    expected = coefficient_tables(make_schedule(4, 0.1, 20.0, "vp"))["posterior"]
+    for k in range(1, 5):
+        row = by_k[str(k)]
+        assert float(row[column["posterior c0"]]) == pytest.approx(expected["coef_x0"][k - 1], abs=5e-6)
+        assert float(row[column["posterior ct"]]) == pytest.approx(expected["coef_xt"][k - 1], abs=5e-6)
+        assert float(row[column["posterior var"]]) == pytest.approx(expected["variance"][k - 1], abs=5e-6)
+    # DESIGN 2.2's values, row k = 2 and k = 3
+    assert [by_k["2"][column[c]] for c in ("posterior c0", "posterior ct", "posterior var")] == [
+        "0.66578", "0.20158", "0.44082"]
+    assert [by_k["3"][column[c]] for c in ("posterior c0", "posterior ct")] == ["0.26919", "0.19300"]
+
+
+# C31 -----------------------------------------------------------------------------------------
+
+
+def test_plot_refuses_an_out_that_is_a_regular_file(monkeypatch, capsys, tmp_path):
+    run = _fake_run(tmp_path / "run", "grid25", 2, checkpoint=False)
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    code, out, err = _ddgan(monkeypatch, capsys, "plot", str(run), "--out", str(afile))
+    _assert_one_line_error(code, err, "is a file: name a folder")
+    assert afile.read_text() == "mine" and "wrote" not in out
+
+
+# C32 -----------------------------------------------------------------------------------------
+
+
+class _StepRecorder:
+    """A chain model whose `step` records (level, seed) and draws standard normals from that seed."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int]] = []
+
+    def step(self, x_t: np.ndarray, level: int, seed: int) -> np.ndarray:
+        self.calls.append((level, seed))
+        return np.random.default_rng(seed).normal(size=x_t.shape)
+
+
+def test_steps_png_draws_each_level_from_its_own_seed(monkeypatch, tmp_path):
+    monkeypatch.setattr(plot_cmd, "STEP_DRAWS", 50)
+    saved: list[pathlib.Path] = []
+
+    def save(fig, path):
+        plot_cmd._pyplot().close(fig)
+        saved.append(path)
+        return path
+
+    monkeypatch.setattr(plot_cmd, "_save", save)
+    config = _config("mixture1d", 3)
+    model = _StepRecorder()
+    plot_cmd.plot_steps(model, load_dataset("mixture1d").mixture, config, 5, tmp_path / "steps.png")
+    assert model.calls == [(3, 8), (2, 7), (1, 6)]
+    assert saved == [tmp_path / "steps.png"]
