@@ -18,10 +18,11 @@ torch = pytest.importorskip("torch")
 from backends.torch_cuda import entry  # noqa: E402
 from backends.torch_cuda.distributed import Distributed  # noqa: E402
 from backends.torch_cuda.networks import build_generator  # noqa: E402
-from backends.torch_cuda.trainer import RNG_KEY, TorchTrainer  # noqa: E402
-from ddgan_core.checkpoint import ResumeWarning, load_checkpoint, save_checkpoint  # noqa: E402
+from backends.torch_cuda.trainer import RNG_KEY, TorchTrainer, sample_with  # noqa: E402
+from ddgan_core.checkpoint import ResumeWarning, fresh_stream_seed, load_checkpoint, save_checkpoint  # noqa: E402
 from ddgan_core.config import apply_overrides, preset  # noqa: E402
 from tests.dataset_fixtures import write_cifar10  # noqa: E402
+from tests.network_fixtures import visible_generator, visible_generator_checkpoint  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -87,6 +88,8 @@ def test_resumed_ranks_draw_noise_of_their_own_and_a_foreign_generator_state_sta
     assert torch.equal(first_draws(Distributed.single()), torch.randn(8, generator=saved))  # one process: exact
     rank_0, rank_1 = first_draws(Distributed(0, 2, 0)), first_draws(Distributed(1, 2, 0))
     assert not torch.equal(rank_0, rank_1) and torch.equal(rank_1, first_draws(Distributed(1, 2, 0)))
+    fresh = torch.Generator().manual_seed(fresh_stream_seed(checkpoint.config.train.seed, 0, checkpoint.step))
+    assert torch.equal(rank_0, torch.randn(8, generator=fresh))  # (seed, rank, the checkpoint's step), not step 0's
     checkpoint.tensors[RNG_KEY] = np.zeros(16, dtype=np.uint8)  # the size of a CUDA generator's state
     with pytest.warns(ResumeWarning, match="not for a cpu generator"):
         assert torch.equal(first_draws(Distributed.single()), rank_0)  # fresh: (seed, rank 0, step)
@@ -113,6 +116,72 @@ def test_resumed_adam_moments_take_their_parameters_layout(cifar_dir, tmp_path):
                 np.testing.assert_array_equal(moment.numpy(), checkpoint.tensors[f"{prefix}.{key}.{name}"])
                 checked += p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
     assert checked > 0  # some moments really are channels_last
+
+
+def test_training_draws_every_step_label_0_to_T_minus_1_and_sets_each_networks_rate():
+    config = toy_config()
+    trainer = TorchTrainer(config, torch.device("cpu"))
+    assert set(trainer._labels(4000).tolist()) == set(range(config.diffusion.timesteps))
+    trainer.set_learning_rates(3e-4, 7e-4)
+    assert [g["lr"] for g in trainer.opt_g.param_groups] == [3e-4]
+    assert [g["lr"] for g in trainer.opt_d.param_groups] == [7e-4]
+
+
+def test_training_previews_are_drawn_from_the_ema_generator():
+    config = toy_config()
+    trainer = TorchTrainer(config, torch.device("cpu"))
+    with torch.no_grad():  # G moves; its EMA copy does not
+        for p in trainer.generator.parameters():
+            p.add_(0.5 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel())))
+    cpu = torch.device("cpu")
+    preview = trainer.sample(32, seed=3)
+    assert np.array_equal(preview, sample_with(trainer.generator_ema, config, 32, 3, cpu))
+    assert not np.allclose(preview, sample_with(trainer.generator, config, 32, 3, cpu))
+
+
+def test_a_chain_from_given_points_reads_each_batchs_own_rows():
+    config = toy_config()
+    generator, cpu = visible_generator(config), torch.device("cpu")
+    x = np.random.default_rng(0).standard_normal((6, 2)).astype(np.float32)
+    moved = x.copy()
+    moved[4:] += 1.0  # only the third batch of two changes
+
+    def one_step(start: np.ndarray) -> np.ndarray:
+        return sample_with(generator, config, 6, 0, cpu, levels=[1, 0], x_start=start, batch_size=2)
+
+    a, b = one_step(x), one_step(moved)
+    np.testing.assert_array_equal(a[:4], b[:4])
+    assert np.all(np.abs(a[4:] - b[4:]).max(axis=1) > 1e-3)
+
+
+def test_fast_sampling_on_the_cpu_is_fp32_and_in_data_units(tmp_path, monkeypatch):
+    """`sample --fast` on the CPU: the same draws as the eager chain, unscaled to data units; the
+    compiler is left out (the wiring is under test, and TorchInductor's compile takes a minute)."""
+    from backends.torch_cuda import fast_sampling
+
+    monkeypatch.setattr(fast_sampling, "compile_network", lambda step, mode=None: step)
+    toy = toy_config()
+    config = dataclasses.replace(toy, data=dataclasses.replace(toy.data, scale=4.0))
+    checkpoint = visible_generator_checkpoint(config, tmp_path / "g.safetensors")
+    eager, _, _ = entry.sample(checkpoint, 50, None, seed=1, device="cpu")
+    fast, _, _ = entry.sample(checkpoint, 50, None, seed=1, device="cpu", fast=True)
+    np.testing.assert_allclose(fast, eager, rtol=1e-5, atol=1e-6)  # bf16 would be 4e-3 off, network units 4x
+
+
+def test_gradients_are_averaged_over_ranks_in_every_layout(monkeypatch):
+    """Two ranks holding g and 2g each end with 1.5g (the all-reduce sums), channels_last grads included."""
+    monkeypatch.setattr(torch.distributed, "all_reduce", lambda tensor: tensor.mul_(3.0))
+    module = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.Linear(4, 2)).to(memory_format=torch.channels_last)
+    grads = [torch.randn(p.shape).contiguous(memory_format=torch.channels_last) if p.dim() == 4 else torch.randn(p.shape)
+             for p in module.parameters()]
+    for p, g in zip(module.parameters(), grads):
+        p.grad = g.clone(memory_format=torch.preserve_format)
+    Distributed(0, 2, 0).average_gradients(module)
+    for p, g in zip(module.parameters(), grads):
+        torch.testing.assert_close(p.grad, 1.5 * g, rtol=1e-6, atol=0)
+    Distributed.single().average_gradients(module)  # one process: left as they are
+    for p, g in zip(module.parameters(), grads):
+        torch.testing.assert_close(p.grad, 1.5 * g, rtol=1e-6, atol=0)
 
 
 def test_resume_from_the_command_line_keeps_the_runs_configuration(tmp_path):
