@@ -109,3 +109,15 @@ def test_tiny_networks_match_torch():
 
 def test_cifar10_networks_match_torch():  # the published 48 M + 12.7 M parameter networks, batch 1 (~30 s)
     _assert_forward_parity(preset("cifar10"), n=1)
+
+
+def test_minibatch_stddev_groups_samples_as_stylegan2_does():
+    from backends.tinygrad.networks.discriminator import minibatch_stddev
+
+    h = np.random.default_rng(2).standard_normal((8, 3, 2, 2)).astype(np.float32)
+    out = minibatch_stddev(Tensor(h)).numpy()
+    assert out.shape == (8, 4, 2, 2)
+    np.testing.assert_array_equal(out[:, :3], h)
+    for i in range(8):  # groups of 4: samples i, i + 2, i + 4, i + 6
+        group = h[i % 2 :: 2].astype(np.float64)
+        np.testing.assert_allclose(out[i, 3], np.sqrt(group.var(axis=0) + 1e-8).mean(), rtol=1e-5)

@@ -75,7 +75,10 @@ def shared_start(config, tmp_path: pathlib.Path, rng: np.random.Generator):
     return reference, trainer, state
 
 
-def assert_same_step(config, shape: tuple[int, ...], tmp_path: pathlib.Path) -> None:
+def assert_same_step(config, shape: tuple[int, ...], tmp_path: pathlib.Path, step: int = 0,
+                     learning_rates: tuple[float, float] | None = None) -> None:
+    """One step of each backend from one checkpoint and draws: step 0 takes R1, a step between
+    R1 steps the plain D loss; `learning_rates` (G, D) are set as the training loop sets them."""
     rng = np.random.default_rng(0)
     reference, trainer, start = shared_start(config, tmp_path, rng)
     n = config.train.batch_size
@@ -83,9 +86,13 @@ def assert_same_step(config, shape: tuple[int, ...], tmp_path: pathlib.Path) -> 
     draws = fixed_draws(config, n, shape, rng)
     feed_torch_trainer(reference, draws)
     trainer.draws = lambda n: draws
-    expected = reference.read_scalars(reference.train_step(batch, 0))
-    actual = trainer.read_scalars(trainer.train_step(batch, 0))
-    assert expected["r1"] > 0
+    lr_g, lr_d = learning_rates or (config.train.lr_g, config.train.lr_d)
+    for backend in (reference, trainer):
+        backend.set_learning_rates(lr_g, lr_d)
+    expected = reference.read_scalars(reference.train_step(batch, step))
+    actual = trainer.read_scalars(trainer.train_step(batch, step))
+    r1_step = step % config.train.lazy_reg == 0
+    assert (expected["r1"] > 0) == r1_step and (actual["r1"] > 0) == r1_step
     for key in ("loss_d", "loss_g", "r1"):
         assert actual[key] == pytest.approx(expected[key], rel=TOLERANCE), key
     expected_state, actual_state = reference.state(), trainer.state()
@@ -105,7 +112,9 @@ def assert_same_step(config, shape: tuple[int, ...], tmp_path: pathlib.Path) -> 
             clear = gradient > 100 * ADAM_EPS
             allowed = TOLERANCE * np.abs(update).max() + 4 * np.spacing(np.abs(want))
             assert np.all((np.abs(got - want) <= allowed)[clear]), name
-            assert np.abs(got - want).max() <= 2.01 * max(config.train.lr_g, config.train.lr_d), name
+            assert np.abs(got - want).max() <= 2.01 * max(lr_g, lr_d), name
+            rate = lr_g if section == "generator" else lr_d  # a first Adam step moves a weight by about its rate
+            assert np.abs(update).max() == pytest.approx(rate, rel=0.05), name
         elif section == "generator_ema":  # moves by (1 - decay) x the generator's update
             weight = "generator." + name.split(".", 1)[1]
             weight_gap = np.abs(actual_state[weight] - expected_state[weight])
@@ -117,6 +126,35 @@ def assert_same_step(config, shape: tuple[int, ...], tmp_path: pathlib.Path) -> 
 
 def test_one_training_step_matches_torch(tmp_path):
     assert_same_step(toy_config(), (2,), tmp_path)
+
+
+def test_a_step_between_r1_steps_at_the_loops_learning_rates_matches_torch(tmp_path):
+    config = toy_config()
+    assert config.train.lazy_reg > 1  # step 1 takes the plain D loss
+    assert_same_step(config, (2,), tmp_path, step=1, learning_rates=(5e-4, 2e-3))
+
+
+def test_training_draws_every_step_label_0_to_T_minus_1():
+    labels = draw_phase(np.random.default_rng(0), 4000, (2,), 4, 8).labels
+    assert set(labels.tolist()) == {0, 1, 2, 3}
+
+
+def test_the_sampler_asks_for_x0_at_the_steps_own_label_from_the_seeds_noise():
+    """A stand-in generator whose x0 prediction is its label: one step from x_T (K = 1) lands on
+    label T - 1 exactly; x_T is the seed's first draw; a chain from given points reads each batch's rows."""
+    from backends.tinygrad.sampling import Sampler
+
+    config = toy_config()
+    timesteps = config.diffusion.timesteps
+    label_as_x0 = lambda x, t, z: t.float().reshape(-1, 1).expand(*x.shape) + 0 * x  # noqa: E731
+    sampler = Sampler(label_as_x0, config, "CPU")
+    samples, trajectory = sampler.sample(6, seed=11, steps=1, return_trajectory=True, batch_size=4)
+    np.testing.assert_array_equal(samples, np.full((6, 2), timesteps - 1, dtype=np.float32))
+    first = np.random.default_rng(11).standard_normal((4, 2), dtype=np.float32)  # batch 1's x_T
+    np.testing.assert_array_equal(trajectory[0][:4], first)
+    x = np.arange(12, dtype=np.float32).reshape(6, 2)
+    identity = Sampler(lambda x_t, t, z: x_t + 0 * t.float().reshape(-1, 1), config, "CPU")  # x0' = x_1
+    np.testing.assert_allclose(identity.sample(6, 0, levels=[1, 0], x_start=x, batch_size=4), x, rtol=1e-6)
 
 
 @pytest.mark.slow
