@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import tempfile
 
 import numpy as np
 
@@ -56,8 +55,9 @@ def save_checkpoint(
     metadata = {"format": FORMAT, "step": str(int(step)), "config": config.to_json()}
     metadata.update({key: json.dumps(value) for key, value in (extra or {}).items()})
     contiguous = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
-    handle, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    # Named before it exists, so a signal landing anywhere from its creation on is cleaned up
+    # below (mkstemp's name would be unknown here if it landed as mkstemp returned).
+    tmp = path.parent / f"{path.name}.{os.getpid()}.tmp"
     try:
         save_file(contiguous, tmp, metadata=metadata)
         os.replace(tmp, path)

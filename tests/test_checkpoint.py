@@ -42,3 +42,22 @@ def test_a_folder_or_a_missing_file_is_named_as_such(tmp_path):
         load_checkpoint(tmp_path)
     with pytest.raises(CheckpointError, match="checkpoint not found"):
         load_checkpoint(tmp_path / "missing.safetensors")
+
+
+def test_a_save_interrupted_midway_leaves_the_last_checkpoint_whole_and_no_partial_file(tmp_path, monkeypatch):
+    import safetensors.numpy
+
+    path = tmp_path / "last.safetensors"
+    save_checkpoint(path, {"w": np.ones(3, dtype=np.float32)}, step=1, config=preset("toy2d"))
+    before = path.read_bytes()
+
+    def interrupted_write(tensors, filename, metadata=None):
+        with open(filename, "wb") as handle:
+            handle.write(b"half a checkpoint")
+        raise KeyboardInterrupt  # Ctrl-C, or SIGTERM's exception, in the middle of the write
+
+    monkeypatch.setattr(safetensors.numpy, "save_file", interrupted_write)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, {"w": np.zeros(3, dtype=np.float32)}, step=2, config=preset("toy2d"))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.safetensors"] and path.read_bytes() == before
+    assert load_checkpoint(path).step == 1
