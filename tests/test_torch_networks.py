@@ -300,3 +300,13 @@ def test_bad_network_configs_are_one_line_errors(override, message):
         build_generator(cfg)
         build_discriminator(cfg)
     assert "\n" not in str(info.value)
+
+
+def test_generator_dropout_is_active_in_training_only():
+    cfg = apply_overrides(preset("tiny"), ["generator.dropout=0.5"])
+    torch.manual_seed(0)
+    g = wake_near_zero_layers(build_generator(cfg))
+    x, t, z = _inputs(cfg, 2)
+    with torch.no_grad():
+        assert (g.train()(x, t, z) - g(x, t, z)).abs().max() > 1e-3  # fresh masks each call
+        torch.testing.assert_close(g.eval()(x, t, z), g(x, t, z), rtol=0, atol=0)
