@@ -70,6 +70,15 @@ def _terminated(signum: int, frame) -> None:
     raise _Terminated(128 + signum)
 
 
+def _leave(status: int) -> None:
+    """Exit a process stopped by a signal, unwound and cleaned up, without the exit handlers: a
+    worker pool whose processes the same signal killed (tinygrad's compilers under `timeout` or a
+    terminal's Ctrl-C, which signal the whole group) waits for them forever there."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
 def app() -> None:
     """Run the CLI, turning project errors, usage errors (Click's, which Typer would draw as a
     several-line box), file-system errors on the paths given and exhausted memory into one line."""
@@ -92,11 +101,9 @@ def app() -> None:
         _fail(f"out of memory: {str(exc) or 'ask for less (a smaller batch, fewer samples)'}")
     except (KeyboardInterrupt, typer.Abort):
         Console(stderr=True).print("interrupted")
-        sys.exit(INTERRUPTED)
-    except _Terminated as stopped:  # unwound and cleaned up; now leave without the exit handlers, since
-        sys.stdout.flush()  # a worker pool whose processes the same signal killed (tinygrad's compilers
-        sys.stderr.flush()  # under `timeout`, which signals the whole group) waits for them forever there
-        os._exit(stopped.code)
+        _leave(INTERRUPTED)
+    except _Terminated as stopped:
+        _leave(stopped.code)
     finally:
         signal.signal(signal.SIGTERM, previous)
     if status == INTERRUPTED:  # Typer turns Ctrl-C into this exit status, and says nothing

@@ -318,13 +318,19 @@ def test_sigterm_and_ctrl_c_stop_training_like_an_exception_and_leave_no_partial
         [sys.executable, "-m", "cli.main", "train", "--iterations", "100000", "--out", "run",
          "--set", "generator.hidden=16", "--set", "discriminator.hidden=16", "--set", "log_every=1",
          "--set", "checkpoint_every=1", "--device", "cpu"],
-        cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+                           "PYTHONFAULTHANDLER": "1"},  # SIGABRT below prints every thread's stack
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (tmp_path / "run/checkpoints/last.safetensors").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     process.send_signal(signum)
-    out, err = process.communicate(timeout=60)
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:  # say where it hangs (it did once in a loaded CI run, never since by hand)
+        process.send_signal(signal.SIGABRT)
+        _, err = process.communicate(timeout=30)
+        pytest.fail(f"still running 60 s after {name}; its threads:\n{err[-6000:]}")
     assert process.returncode == 128 + signum, err
     assert "Traceback" not in err and out == ""
     assert (err.rstrip().endswith("interrupted")) == (name == "SIGINT")
