@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli.app import app as _typer_app
-from ddgan_core import stop_request
 from ddgan_core.errors import DDGANError
 
 INTERRUPTED = 130  # the exit status of a command stopped by Ctrl-C (128 + SIGINT)
@@ -68,14 +67,7 @@ class _Terminated(SystemExit):
 def _terminated(signum: int, frame) -> None:
     """SIGTERM (torchrun stopping the other ranks when one fails, a scheduler's kill) unwinds like
     an exception, so a checkpoint being written and a run that never started are cleaned up."""
-    stop_request.record(_Terminated(128 + signum))
     raise _Terminated(128 + signum)
-
-
-def _interrupted(signum: int, frame) -> None:
-    """Ctrl-C: KeyboardInterrupt, as Python's own handler raises, also recorded for the training loop."""
-    stop_request.record(KeyboardInterrupt())
-    raise KeyboardInterrupt
 
 
 def _leave(status: int) -> None:
@@ -92,9 +84,6 @@ def app() -> None:
     several-line box), file-system errors on the paths given and exhausted memory into one line."""
     warnings.formatwarning = _one_line_warning
     previous = signal.signal(signal.SIGTERM, _terminated)
-    previous_int = signal.getsignal(signal.SIGINT)
-    if previous_int is signal.default_int_handler:  # an ignored Ctrl-C (a script's `cmd &`) stays ignored
-        signal.signal(signal.SIGINT, _interrupted)
     try:
         status = _typer_app(standalone_mode=False)
     except DDGANError as exc:
@@ -117,7 +106,6 @@ def app() -> None:
         _leave(stopped.code)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        signal.signal(signal.SIGINT, previous_int)
     if status == INTERRUPTED:  # Typer turns Ctrl-C into this exit status, and says nothing
         Console(stderr=True).print("interrupted")
     sys.exit(status if isinstance(status, int) else 0)

@@ -67,26 +67,3 @@ def test_the_loop_feeds_network_units_and_each_networks_own_cosine_rate(toy, tmp
     assert [(r["lr_g"], r["lr_d"]) for r in logged] == pytest.approx(expected)  # step n logs the rate it used
     names = sorted(p.name for p in run.checkpoints.iterdir())
     assert names == sorted([run.last_checkpoint.name, run.step_checkpoint(2).name, run.step_checkpoint(4).name])
-
-
-def test_a_stop_that_a_finaliser_swallowed_is_raised_at_the_next_step(toy):
-    """A signal handler's exception raised inside a __del__ is printed and lost; the handler's
-    record of it stops the loop before its next step, once."""
-    from ddgan_core import stop_request
-
-    class Swallower:
-        def __del__(self):
-            stop_request.record(KeyboardInterrupt())
-            raise KeyboardInterrupt  # as the handler would; here lost ("Exception ignored in ...")
-
-    class SwallowingTrainer(RecordingTrainer):
-        def train_step(self, batch, step: int) -> dict:
-            if step == 1:
-                Swallower()  # collected at once: its KeyboardInterrupt goes nowhere
-            return super().train_step(batch, step)
-
-    trainer = SwallowingTrainer()
-    with pytest.raises(KeyboardInterrupt):
-        run_training(trainer, toy, None, repeat(np.zeros((4, 2), np.float32)), is_image=False, show_progress=False)
-    assert len(trainer.batches) == 2  # steps 0 and 1 ran; step 2 did not start
-    stop_request.raise_if_pending()  # raised once only
