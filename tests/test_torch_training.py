@@ -314,23 +314,31 @@ def test_sigterm_and_ctrl_c_stop_training_like_an_exception_and_leave_no_partial
 
     signum = getattr(signal, name)
 
+    def as_a_terminal_starts_it() -> None:  # Ctrl-C handled, not ignored or blocked as the test worker may have left it
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     process = subprocess.Popen(
         [sys.executable, "-m", "cli.main", "train", "--iterations", "100000", "--out", "run",
          "--set", "generator.hidden=16", "--set", "discriminator.hidden=16", "--set", "log_every=1",
          "--set", "checkpoint_every=1", "--device", "cpu"],
         cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
                            "PYTHONFAULTHANDLER": "1"},  # SIGABRT below prints every thread's stack
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=as_a_terminal_starts_it)
     deadline = time.monotonic() + 120
     while not (tmp_path / "run/checkpoints/last.safetensors").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
     process.send_signal(signum)
     try:
         out, err = process.communicate(timeout=60)
-    except subprocess.TimeoutExpired:  # say where it hangs (it did once in a loaded CI run, never since by hand)
+    except subprocess.TimeoutExpired:  # say where it is and how it treats signals (CI saw it train on after SIGINT)
+        status = pathlib.Path(f"/proc/{process.pid}/status")
+        masks = [line for line in status.read_text().splitlines() if line.startswith("Sig")] if status.exists() else []
         process.send_signal(signal.SIGABRT)
         _, err = process.communicate(timeout=30)
-        pytest.fail(f"still running 60 s after {name}; its threads:\n{err[-6000:]}")
+        worker = (sorted(signal.pthread_sigmask(signal.SIG_BLOCK, [])), signal.getsignal(signal.SIGINT))
+        pytest.fail(f"still running 60 s after {name}; child {masks}; test worker blocks, SIGINT handler: {worker}; "
+                    f"its threads:\n{err[-6000:]}")
     assert process.returncode == 128 + signum, err
     assert "Traceback" not in err and out == ""
     assert (err.rstrip().endswith("interrupted")) == (name == "SIGINT")
