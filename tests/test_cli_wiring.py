@@ -78,7 +78,6 @@ def _install(monkeypatch, module, entry: _FakeEntry) -> list[str]:
     return loaded
 
 
-# C04 -----------------------------------------------------------------------------------------
 
 
 def test_an_os_error_inside_a_command_is_one_line_and_exit_2(monkeypatch, capsys):
@@ -92,7 +91,6 @@ def test_an_os_error_inside_a_command_is_one_line_and_exit_2(monkeypatch, capsys
     assert out == ""
 
 
-# C12 -----------------------------------------------------------------------------------------
 
 
 def test_mnist_trains_the_tiny_preset_by_default():
@@ -107,7 +105,6 @@ def test_mnist_trains_the_tiny_preset_by_default():
     assert config.generator.nf != preset("cifar10").generator.nf
 
 
-# C13, C14 ------------------------------------------------------------------------------------
 
 
 def test_sample_refuses_no_samples_before_sampling(monkeypatch, capsys, tmp_path):
@@ -130,7 +127,6 @@ def test_sample_refuses_a_trajectory_into_a_png(monkeypatch, capsys, tmp_path):
     assert entry.calls == [] and not (tmp_path / "x.png").exists()
 
 
-# C16 -----------------------------------------------------------------------------------------
 
 
 def test_sample_steps_reach_the_picture_title(monkeypatch, capsys, tmp_path):
@@ -150,7 +146,6 @@ def test_sample_steps_reach_the_picture_title(monkeypatch, capsys, tmp_path):
     assert titles == ["10 samples, grid25, K = 2 of T = 4 steps"]
 
 
-# C17 -----------------------------------------------------------------------------------------
 
 
 def test_sample_fast_reaches_the_torch_backend(monkeypatch, capsys, tmp_path):
@@ -171,7 +166,6 @@ def test_sample_fast_reaches_the_torch_backend(monkeypatch, capsys, tmp_path):
     assert "fast" not in entry.calls[1]
 
 
-# C22 -----------------------------------------------------------------------------------------
 
 
 def test_eval_of_a_run_samples_with_the_given_seed(monkeypatch, capsys, tmp_path):
@@ -188,7 +182,6 @@ def test_eval_of_a_run_samples_with_the_given_seed(monkeypatch, capsys, tmp_path
     assert payload["metrics"]["modes_covered"] == 25 and payload["metrics"]["high_quality_fraction"] == 1.0
 
 
-# C24 -----------------------------------------------------------------------------------------
 
 
 def test_schedule_table_columns_hold_their_posterior_coefficients():
@@ -211,7 +204,6 @@ def test_schedule_table_columns_hold_their_posterior_coefficients():
     assert [by_k["3"][column[c]] for c in ("posterior c0", "posterior ct")] == ["0.26919", "0.19300"]
 
 
-# C31 -----------------------------------------------------------------------------------------
 
 
 def test_plot_refuses_an_out_that_is_a_regular_file(monkeypatch, capsys, tmp_path):
@@ -223,7 +215,6 @@ def test_plot_refuses_an_out_that_is_a_regular_file(monkeypatch, capsys, tmp_pat
     assert afile.read_text() == "mine" and "wrote" not in out
 
 
-# C32 -----------------------------------------------------------------------------------------
 
 
 class _StepRecorder:
