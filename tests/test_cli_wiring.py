@@ -78,8 +78,6 @@ def _install(monkeypatch, module, entry: _FakeEntry) -> list[str]:
     return loaded
 
 
-
-
 def test_an_os_error_inside_a_command_is_one_line_and_exit_2(monkeypatch, capsys):
     def full_disk(schedule):
         raise OSError(errno.ENOSPC, "No space left on device", "tables.json")
@@ -89,8 +87,6 @@ def test_an_os_error_inside_a_command_is_one_line_and_exit_2(monkeypatch, capsys
     assert err == "error: No space left on device: tables.json\n"
     _assert_one_line_error(code, err, "No space left on device")
     assert out == ""
-
-
 
 
 def test_mnist_trains_the_tiny_preset_by_default():
@@ -103,8 +99,6 @@ def test_mnist_trains_the_tiny_preset_by_default():
         tiny.generator.nf, tiny.data.resolution, tiny.train.batch_size) == (16, 16, 8)
     assert config.data.dataset == "mnist" and config.data.random_flip is False
     assert config.generator.nf != preset("cifar10").generator.nf
-
-
 
 
 def test_sample_refuses_no_samples_before_sampling(monkeypatch, capsys, tmp_path):
@@ -127,8 +121,6 @@ def test_sample_refuses_a_trajectory_into_a_png(monkeypatch, capsys, tmp_path):
     assert entry.calls == [] and not (tmp_path / "x.png").exists()
 
 
-
-
 def test_sample_steps_reach_the_picture_title(monkeypatch, capsys, tmp_path):
     entry = _FakeEntry(np.zeros((64, 2)), _config("grid25", 4))
     _install(monkeypatch, sample_cmd, entry)
@@ -144,8 +136,6 @@ def test_sample_steps_reach_the_picture_title(monkeypatch, capsys, tmp_path):
     assert code == 0, err
     assert entry.calls[0]["steps"] == 2
     assert titles == ["10 samples, grid25, K = 2 of T = 4 steps"]
-
-
 
 
 def test_sample_fast_reaches_the_torch_backend(monkeypatch, capsys, tmp_path):
@@ -166,8 +156,6 @@ def test_sample_fast_reaches_the_torch_backend(monkeypatch, capsys, tmp_path):
     assert "fast" not in entry.calls[1]
 
 
-
-
 def test_eval_of_a_run_samples_with_the_given_seed(monkeypatch, capsys, tmp_path):
     run = _fake_run(tmp_path / "run", "grid25", 2)
     centres = load_dataset("grid25").mixture.means
@@ -180,8 +168,6 @@ def test_eval_of_a_run_samples_with_the_given_seed(monkeypatch, capsys, tmp_path
     payload = json.loads(out)
     assert payload["seed"] == 7 and payload["n"] == 100
     assert payload["metrics"]["modes_covered"] == 25 and payload["metrics"]["high_quality_fraction"] == 1.0
-
-
 
 
 def test_schedule_table_columns_hold_their_posterior_coefficients():
@@ -204,8 +190,6 @@ def test_schedule_table_columns_hold_their_posterior_coefficients():
     assert [by_k["3"][column[c]] for c in ("posterior c0", "posterior ct")] == ["0.26919", "0.19300"]
 
 
-
-
 def test_plot_refuses_an_out_that_is_a_regular_file(monkeypatch, capsys, tmp_path):
     run = _fake_run(tmp_path / "run", "grid25", 2, checkpoint=False)
     afile = tmp_path / "afile"
@@ -213,8 +197,6 @@ def test_plot_refuses_an_out_that_is_a_regular_file(monkeypatch, capsys, tmp_pat
     code, out, err = _ddgan(monkeypatch, capsys, "plot", str(run), "--out", str(afile))
     _assert_one_line_error(code, err, "is a file: name a folder")
     assert afile.read_text() == "mine" and "wrote" not in out
-
-
 
 
 class _StepRecorder:
