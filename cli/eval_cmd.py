@@ -80,7 +80,7 @@ class _Source:
             return self.entry.sample_images(self.checkpoint, n, steps, seed, device=self.device)
         if self.stored.ndim != 4:
             raise EvaluationError(f"{dataset} samples must be images (N, C, H, W), got shape {self.stored.shape}")
-        return to_uint8_nchw(self.stored)
+        return self.stored if self.stored.dtype == np.uint8 else to_uint8_nchw(self.stored)
 
 
 def _dataset_name(source: _Source, dataset: Optional[str]) -> str:
@@ -148,7 +148,7 @@ def _score(
         return evaluate_denoising(model, mixture, schedule_from_config(config.diffusion), n, n, seed,
                                   config.data.scale), notes
     if source.stored is not None:
-        notes.append(f"scored all {len(source.stored):,} samples of the file")
+        notes.append(f"scored all {len(source.stored):,} stored samples")
     if family == "denoising":
         notes.append("a samples file gives x_0 only: the per-level chain and step distances need --run")
         return evaluate_samples_1d(source.draw(n, steps, seed), load_dataset(dataset).mixture), notes
@@ -202,7 +202,7 @@ def _print(report: EvalReport) -> None:
 @app.command("eval")
 def evaluate(
     run: Optional[pathlib.Path] = typer.Option(None, "--run", help="Run directory (default: the newest under ./runs)."),
-    samples: Optional[pathlib.Path] = typer.Option(None, "--samples", help="An .npz from `ddgan sample` instead of a run."),
+    samples: Optional[pathlib.Path] = typer.Option(None, "--samples", help="An .npz or a folder of images from `ddgan sample` instead of a run."),
     dataset: Optional[str] = typer.Option(None, "--dataset", "-d", help="What a samples file is of (grid25, ring8, cifar10, ...)."),
     backend: Optional[str] = typer.Option(None, "--backend", "-b", help="torch or tinygrad (samples the run; default torch)."),
     n: Optional[int] = typer.Option(None, "-n", "--num", help="Samples (default: the protocol's, by dataset)."),

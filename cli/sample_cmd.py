@@ -10,9 +10,11 @@ from rich.console import Console
 
 from cli.app import app, flag_option, seed_option
 from cli.backend_loader import load_backend
+from ddgan_core.config import Config, item_shape
 from ddgan_core.datasets import load_dataset
 from ddgan_core.errors import DDGANError
-from ddgan_core.sample_output import check_output_path, write_samples
+from ddgan_core.mixture import GaussianMixture
+from ddgan_core.sample_output import check_output_path, write_sample_stream, write_samples
 from ddgan_core.session import resolve_checkpoint
 
 
@@ -22,7 +24,8 @@ def sample(
     checkpoint: Optional[pathlib.Path] = typer.Option(None, "--checkpoint", help="A checkpoint file instead of a run."),
     steps: Optional[int] = typer.Option(None, "--steps", "-k", help="Denoising steps K, 1 <= K <= T (default T)."),
     n: int = typer.Option(64, "-n", "--num", help="Number of samples."),
-    out: pathlib.Path = typer.Option(pathlib.Path("samples.png"), "--out", "-o", help="A .png picture or .npz arrays."),
+    out: pathlib.Path = typer.Option(pathlib.Path("samples.png"), "--out", "-o",
+                                     help="A .png picture, .npz arrays, or a folder (a PNG per image, for FID tools)."),
     seed: int = seed_option(),
     trajectory: bool = flag_option("--trajectory", help="Also store every level x_T..x_0 (.npz)."),
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad."),
@@ -43,7 +46,15 @@ def sample(
     module = load_backend(backend)
     options = {"fast": True} if fast else {}
     source = resolve_checkpoint(run, checkpoint)
-    samples, path, config = module.sample(source, n, steps, seed, device=device, trajectory=trajectory, **options)
-    mixture = load_dataset(config.data.dataset, config.data.data_dir).mixture if samples.ndim == 2 else None
-    write_samples(out, samples, config, path, mixture, steps=steps)
-    Console().print(f"wrote {len(samples)} samples to {out} (from {source})", highlight=False, markup=False, soft_wrap=True)
+    if trajectory:
+        samples, path, config = module.sample(source, n, steps, seed, device=device, trajectory=True)
+        write_samples(out, samples, config, path, _mixture(config), steps=steps)
+    else:  # batch by batch: a folder of PNGs never holds all n in memory
+        config, batches = module.sample_stream(source, n, steps, seed, device=device, **options)
+        write_sample_stream(out, batches, n, config, _mixture(config), steps=steps)
+    Console().print(f"wrote {n} samples to {out} (from {source})", highlight=False, markup=False, soft_wrap=True)
+
+
+def _mixture(config: Config) -> GaussianMixture | None:
+    """The mixture point data was drawn from (its plot shows the modes), None for images."""
+    return load_dataset(config.data.dataset, config.data.data_dir).mixture if len(item_shape(config)) == 1 else None

@@ -19,6 +19,7 @@ import numpy as np
 
 from ddgan_core.config import Config, ConfigError
 from ddgan_core.errors import DDGANError
+from ddgan_core.output_paths import replaced_atomically
 
 FORMAT = "ddgan-checkpoint-v1"
 GENERATOR, GENERATOR_EMA, DISCRIMINATOR = "generator", "generator_ema", "discriminator"
@@ -56,14 +57,9 @@ def save_checkpoint(
     metadata.update({key: json.dumps(value) for key, value in (extra or {}).items()})
     contiguous = {name: np.ascontiguousarray(value) for name, value in tensors.items()}
     # Named before it exists, so a signal landing anywhere from its creation on is cleaned up
-    # below (mkstemp's name would be unknown here if it landed as mkstemp returned).
-    tmp = path.parent / f"{path.name}.{os.getpid()}.tmp"
-    try:
-        save_file(contiguous, tmp, metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    # (mkstemp's name would be unknown if it landed as mkstemp returned).
+    with replaced_atomically(path) as partial:
+        save_file(contiguous, partial, metadata=metadata)
     return path
 
 

@@ -48,7 +48,8 @@ from ddgan_core.mixture import GaussianMixture
 from ddgan_core.ops import NumpyOps
 from ddgan_core.oracle import MixtureOracle
 from ddgan_core.pictures import to_uint8_images
-from ddgan_core.sampling import chain_levels, sample_chain
+from ddgan_core.sample_folder import read_sample_folder
+from ddgan_core.sampling import chain_levels, gather_batches, sample_chain
 from ddgan_core.schedule import Schedule
 
 POINT_DATASETS = ("grid25", "ring8")
@@ -419,18 +420,12 @@ def to_uint8_nchw(images: np.ndarray) -> np.ndarray:
 def uint8_images_from_batches(batches: Iterable[np.ndarray], n: int) -> np.ndarray:
     """n sample images as uint8 NCHW from batches of NCHW floats in [-1, 1], converted as they come:
     eval's 50,000 samples at 256 px are 9.8 GB as uint8 but would be 39 GB held as float32."""
-    out: np.ndarray | None = None
-    filled = 0
-    for batch in batches:
+    def convert(batch: np.ndarray) -> np.ndarray:
         if batch.ndim != 4:
             raise EvaluationError(f"image samples must be (N, C, H, W), got a batch of shape {batch.shape}")
-        if out is None:
-            out = np.empty((n, *batch.shape[1:]), dtype=np.uint8)
-        out[filled : filled + len(batch)] = to_uint8_nchw(batch)
-        filled += len(batch)
-    if out is None or filled != n:
-        raise EvaluationError(f"expected {n} samples, the sampler gave {filled}")
-    return out
+        return to_uint8_nchw(batch)
+
+    return gather_batches(batches, n, np.uint8, convert)
 
 
 def extract_in_chunks(extractor: ImageFeatureExtractor, images: np.ndarray, chunk: int = 1000) -> tuple[np.ndarray, np.ndarray]:
@@ -563,9 +558,13 @@ def evaluate_stacked_mnist(images: np.ndarray, classify: DigitClassifier, classi
 
 
 def load_samples_file(path: pathlib.Path) -> np.ndarray:
-    """The `samples` array of an .npz written by `ddgan sample --out FILE.npz` (data units)."""
+    """The `samples` array of an .npz written by `ddgan sample --out FILE.npz` (data units), or the
+    images of a folder (`ddgan sample --out DIR`, or anyone's), as uint8 NCHW."""
+    if path.is_dir():
+        return read_sample_folder(path)
     if path.suffix.lower() != ".npz":
-        raise EvaluationError(f"--samples must be an .npz file written by `ddgan sample`, got '{path}'")
+        raise EvaluationError(f"--samples must be an .npz file or a folder of images written by `ddgan sample`, "
+                              f"got '{path}'")
     if not path.is_file():
         raise EvaluationError(f"samples file {path} does not exist")
     try:
@@ -583,7 +582,10 @@ def load_samples_file(path: pathlib.Path) -> np.ndarray:
 
 
 def samples_file_dataset(path: pathlib.Path) -> str | None:
-    """The dataset a samples file says it is of (`ddgan sample` records it), or None (older files)."""
+    """The dataset a samples file says it is of (`ddgan sample` records it), or None (older files,
+    folders of images)."""
+    if path.is_dir():
+        return None
     with np.load(path, allow_pickle=False) as data:
         if "dataset" not in data:
             return None

@@ -4,7 +4,10 @@ files is the run directory's rule: `ddgan_core.rundir.check_output_file`.)"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import pathlib
+from collections.abc import Iterator
 
 from ddgan_core.errors import DDGANError
 
@@ -29,3 +32,19 @@ def check_output_folder(path: pathlib.Path, flag: str = "--out") -> None:
     if path.exists() and not path.is_dir():
         raise DDGANError(f"{flag} {path} is a file: name a folder")
     _check_ancestors(path, flag)
+
+
+@contextlib.contextmanager
+def replaced_atomically(path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """A temporary path beside `path` for the block to write (the same suffix, for writers that go
+    by it: numpy adds `.npz` to any other name, matplotlib picks its format); it replaces `path`
+    when the block ends and is removed if the block fails, so a failed or interrupted write
+    leaves an existing file as it was, never half of a new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
+    try:
+        yield partial
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()

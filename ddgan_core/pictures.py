@@ -16,7 +16,16 @@ def to_uint8_images(images: np.ndarray) -> np.ndarray:
     return images.transpose(0, 2, 3, 1)
 
 
-def image_grid(images: np.ndarray, nrow: int | None = None, padding: int = 2) -> np.ndarray:
+GRID_MAX_PIXELS = 16_384  # a grid's widest side (3,969 images at 256 px, 231,361 at 32 px): no picture to look at whole beyond
+GRID_PADDING = 2
+
+
+def grid_side(n: int, size: tuple[int, int], padding: int = GRID_PADDING) -> int:
+    """The width in pixels of image_grid's square grid of n images of `size` (height, width)."""
+    return math.ceil(math.sqrt(n)) * (size[1] + padding) + padding
+
+
+def image_grid(images: np.ndarray, nrow: int | None = None, padding: int = GRID_PADDING) -> np.ndarray:
     """Tile NCHW images in [-1, 1] into one HWC uint8 array, `nrow` images per row (square by default)."""
     tiles = to_uint8_images(images)
     n, h, w, c = tiles.shape

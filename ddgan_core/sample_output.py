@@ -1,17 +1,22 @@
-"""Drawn samples in data units and on disk, the same for every backend (`ddgan sample`)."""
+"""Drawn samples in data units and on disk, the same for every backend (`ddgan sample`): a .png
+(grid or plot), an .npz of arrays, or a folder of PNGs (`sample_folder`)."""
 
 from __future__ import annotations
 
+import math
 import pathlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from ddgan_core.config import Config
+from ddgan_core.config import Config, item_shape
 from ddgan_core.errors import DDGANError
 from ddgan_core.mixture import GaussianMixture
-from ddgan_core.pictures import samples_title, save_image_grid, save_point_plot
+from ddgan_core.pictures import GRID_MAX_PIXELS, grid_side, samples_title, save_image_grid, save_point_plot
+from ddgan_core.output_paths import replaced_atomically
 from ddgan_core.rundir import check_output_file
+from ddgan_core.sample_folder import check_sample_folder, names_folder, write_sample_folder
+from ddgan_core.sampling import gather_batches
 from ddgan_core.training_loop import to_data_units, to_network_units
 
 OUTPUT_SUFFIXES = (".png", ".npz")
@@ -35,9 +40,59 @@ def one_step_in_data_units(
 
 
 def check_output_path(out: pathlib.Path) -> None:
+    """Refuse, before any sampling, an --out that is neither a .png, an .npz nor a folder to create."""
+    if names_folder(out):
+        check_sample_folder(out)
+        return
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise DDGANError(f"--out must end in .png (a picture) or .npz (arrays), got '{out}'")
+        raise DDGANError(f"--out must end in .png (a picture) or .npz (arrays), or name a folder (a PNG per image), "
+                         f"got '{out}'")
     check_output_file(out)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory available to a new allocation without swapping (Linux's MemAvailable), or
+    None where the system does not say."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def check_fits(out: pathlib.Path, n: int, shape: tuple[int, ...], available: int | None) -> None:
+    """Refuse, before sampling, a .png or .npz of n samples that cannot be held: as float32 arrays
+    beyond the `available` bytes of memory, or as one grid more than GRID_MAX_PIXELS on a side.
+    A folder of PNGs holds any number (it is written a batch at a time)."""
+    instead = "write them to a folder of PNGs (--out DIR, an image each)" if len(shape) == 3 else "ask for fewer (-n)"
+    needed = n * math.prod(shape) * 4
+    if available is not None and needed > available:
+        raise DDGANError(f"{n:,} samples of shape {shape} are {needed / 2**30:.1f} GiB as float32, more than the "
+                         f"{available / 2**30:.1f} GiB of memory available: {instead}")
+    if out.suffix.lower() == ".png" and len(shape) == 3:
+        side = grid_side(n, shape[1:])
+        if side > GRID_MAX_PIXELS:
+            raise DDGANError(f"a grid of {n:,} samples at {shape[2]}x{shape[1]} would be {side:,} pixels wide "
+                             f"(at most {GRID_MAX_PIXELS:,}): {instead}, or an .npz")
+
+
+def write_sample_stream(
+    out: pathlib.Path, batches: Iterable[np.ndarray], n: int, config: Config, mixture: GaussianMixture | None = None,
+    steps: int | None = None, available: int | None = None,
+) -> pathlib.Path:
+    """A backend's n samples, batches in data units as the sampler hands them over, written to `out`:
+    a folder of PNGs one batch at a time (`sample_folder`), else gathered and given to write_samples
+    after `check_fits` against the `available` memory (default: the system's)."""
+    if names_folder(out):
+        if len(item_shape(config)) != 3:
+            raise DDGANError(f"a folder of PNGs holds images; {config.data.dataset} samples are points: "
+                             "write a .png plot or an .npz")
+        return write_sample_folder(out, batches, n)
+    check_fits(out, n, item_shape(config), available_memory() if available is None else available)
+    return write_samples(out, gather_batches(batches, n), config, None, mixture, steps)
 
 
 def write_samples(
@@ -49,14 +104,15 @@ def write_samples(
     of the data the model learnt (so `ddgan eval --samples` scores them against it). `steps` is
     the K the chain ran (default T); a plot of K < T steps says so, as it is not the trained chain."""
     check_output_path(out)
-    if out.suffix.lower() == ".npz":
-        arrays = {"samples": samples, "dataset": np.array(config.data.dataset)}
-        if trajectory is not None:
-            arrays["trajectory"] = trajectory
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out, **arrays)
-        return out
-    if samples.ndim == 4:
-        return save_image_grid(samples, out)
-    title = samples_title(len(samples), config.data.dataset, config.diffusion.timesteps, steps)
-    return save_point_plot(samples, out, title, mixture)
+    with replaced_atomically(out) as partial:  # an earlier file of that name survives a failed write
+        if out.suffix.lower() == ".npz":
+            arrays = {"samples": samples, "dataset": np.array(config.data.dataset)}
+            if trajectory is not None:
+                arrays["trajectory"] = trajectory
+            np.savez_compressed(partial, **arrays)
+        elif samples.ndim == 4:
+            save_image_grid(samples, partial)
+        else:
+            title = samples_title(len(samples), config.data.dataset, config.diffusion.timesteps, steps)
+            save_point_plot(samples, partial, title, mixture)
+    return out

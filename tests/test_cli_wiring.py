@@ -57,7 +57,8 @@ def _fake_run(path: pathlib.Path, dataset: str, timesteps: int, checkpoint: bool
 
 
 class _FakeEntry:
-    """A backend entry module whose `sample` records its arguments and returns `points`."""
+    """A backend entry module whose `sample` and `sample_stream` record their arguments and return
+    `points` (the stream in batches of 3)."""
 
     def __init__(self, points: np.ndarray, config) -> None:
         self.points, self.config, self.calls = points, config, []
@@ -65,6 +66,10 @@ class _FakeEntry:
     def sample(self, source, n, steps, seed, **kwargs):
         self.calls.append({"source": source, "n": n, "steps": steps, "seed": seed, **kwargs})
         return self.points[:n], None, self.config
+
+    def sample_stream(self, source, n, steps, seed, **kwargs):
+        self.calls.append({"source": source, "n": n, "steps": steps, "seed": seed, "stream": True, **kwargs})
+        return self.config, (self.points[start : min(start + 3, n)] for start in range(0, n, 3))
 
 
 def _install(monkeypatch, module, entry: _FakeEntry) -> list[str]:
@@ -128,6 +133,7 @@ def test_sample_steps_reach_the_picture_title(monkeypatch, capsys, tmp_path):
 
     def save_point_plot(points, path, title, mixture=None):
         titles.append(title)
+        pathlib.Path(path).write_bytes(b"plot")
         return pathlib.Path(path)
 
     monkeypatch.setattr(sample_output, "save_point_plot", save_point_plot)
@@ -146,7 +152,7 @@ def test_sample_fast_reaches_the_torch_backend(monkeypatch, capsys, tmp_path):
     assert code == 0, err
     assert loaded == ["torch"]
     (call,) = entry.calls
-    assert call["fast"] is True and call["n"] == 8 and call["seed"] == 3 and call["trajectory"] is False
+    assert call["fast"] is True and call["n"] == 8 and call["seed"] == 3 and call["stream"] is True
     with np.load(tmp_path / "x.npz") as stored:
         assert stored["samples"].shape == (8, 2) and str(stored["dataset"]) == "grid25"
     # and without --fast the backend is not asked for its fast path

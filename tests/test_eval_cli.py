@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 from backends.torch_cuda import entry  # noqa: E402
 from cli.train_cmd import named_options, resolve_config  # noqa: E402
 from ddgan_core.evaluation import CACHE_ENV, EvaluationError  # noqa: E402
+from ddgan_core.errors import DDGANError  # noqa: E402
 
 TINY = ["generator.hidden=32", "discriminator.hidden=32", "log_every=5", "sample_every=1000", "checkpoint_every=1000"]
 
@@ -273,5 +274,32 @@ def test_eval_draws_the_pixels_of_ddgan_samples_draws_batch_by_batch(monkeypatch
     samples, _, _ = entry.sample(checkpoint, 5, None, seed=3, device="cpu")
     assert images.dtype == np.uint8 and images.shape == (5, 3, 16, 16) and samples.std() > 0.2
     np.testing.assert_array_equal(images, to_uint8_nchw(samples))
-    with pytest.raises(EvaluationError, match="expected 3 samples, the sampler gave 2"):
+    with pytest.raises(DDGANError, match="expected 3 samples, the sampler gave 2"):
         uint8_images_from_batches([np.zeros((2, 3, 4, 4), np.float32)], 3)
+
+
+def test_sample_into_a_folder_writes_the_npz_samples_pixels_batch_by_batch_and_eval_reads_them(monkeypatch, capsys, tmp_path):
+    from cli.eval_cmd import _Source
+    from ddgan_core.config import preset
+    from ddgan_core.evaluation import to_uint8_nchw
+    from tests.network_fixtures import visible_generator_checkpoint
+
+    checkpoint = str(visible_generator_checkpoint(preset("tiny"), tmp_path / "g.safetensors"))
+    monkeypatch.setattr(entry, "SAMPLE_BATCH", 2)  # 5 samples: batches of 2, 2 and 1
+    for out in ("folder", "s.npz"):
+        code, _, err = _ddgan(monkeypatch, capsys, "sample", "--checkpoint", checkpoint, "-n", "5", "--seed", "4",
+                              "--device", "cpu", "--out", str(tmp_path / out))
+        assert code == 0, err
+    with np.load(tmp_path / "s.npz") as stored:
+        samples = stored["samples"]
+    assert samples.shape == (5, 3, 16, 16) and samples.std() > 0.2
+    files = sorted((tmp_path / "folder").iterdir())
+    assert [p.name for p in files] == [f"{i:06d}.png" for i in range(5)]
+    pixels = np.stack([np.asarray(Image.open(p)).transpose(2, 0, 1) for p in files])
+    np.testing.assert_array_equal(pixels, to_uint8_nchw(samples))  # the same draws, the same rounding
+    source = _Source(None, tmp_path / "folder", "torch", None)
+    np.testing.assert_array_equal(source.draw_images(5, None, 0, "images"), pixels)  # eval scores these pixels
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "--checkpoint", checkpoint, "-n", "5", "--device", "cpu",
+                          "--out", str(tmp_path / "folder"))
+    assert code == 2 and "holds files already" in err  # never into a folder of earlier samples
+    assert sorted((tmp_path / "folder").iterdir()) == files

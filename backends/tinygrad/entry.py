@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from tinygrad import Context, Device
@@ -24,6 +24,7 @@ from ddgan_core.errors import DDGANError
 from ddgan_core.evaluation import uint8_images_from_batches
 from ddgan_core.rundir import RunDir
 from ddgan_core.sample_output import chain_in_data_units, one_step_in_data_units
+from ddgan_core.sampling import gather_batches
 from ddgan_core.session import train_session
 from ddgan_core.training_loop import to_data_units
 
@@ -100,25 +101,37 @@ def load_ema_generator(checkpoint_path: pathlib.Path, device: str):
     return generator, checkpoint.config
 
 
+def sample_stream(
+    checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
+) -> tuple[Config, Iterator[np.ndarray]]:
+    """The checkpoint's configuration, and n samples of its EMA generator in data units, drawn a batch
+    at a time as the iterator is read, under a progress bar."""
+    dev = pick_device(device)
+    generator, config = load_ema_generator(checkpoint_path, dev)
+    batches = Sampler(generator, config, dev).batches(n, seed, steps=steps, progress="sample")
+    return config, (to_data_units(x, config) for x, _ in batches)
+
+
 def sample(
     checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
     trajectory: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, Config]:
     """n samples in data units from the checkpoint's EMA generator (and the trajectory if asked)."""
+    if not trajectory:
+        config, batches = sample_stream(checkpoint_path, n, steps, seed, device)
+        return gather_batches(batches, n), None, config
     dev = pick_device(device)
     generator, config = load_ema_generator(checkpoint_path, dev)
-    result = Sampler(generator, config, dev).sample(n, seed, steps=steps, return_trajectory=trajectory, progress="sample")
-    return *chain_in_data_units(result, trajectory, config), config
+    result = Sampler(generator, config, dev).sample(n, seed, steps=steps, return_trajectory=True, progress="sample")
+    return *chain_in_data_units(result, True, config), config
 
 
 def sample_images(
     checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
 ) -> np.ndarray:
     """sample's n draws of an image model as uint8 NCHW, converted batch by batch (`ddgan eval`)."""
-    dev = pick_device(device)
-    generator, config = load_ema_generator(checkpoint_path, dev)
-    batches = Sampler(generator, config, dev).batches(n, seed, steps=steps, progress="sample")
-    return uint8_images_from_batches((to_data_units(x, config) for x, _ in batches), n)
+    _, batches = sample_stream(checkpoint_path, n, steps, seed, device)
+    return uint8_images_from_batches(batches, n)
 
 
 def sample_step(

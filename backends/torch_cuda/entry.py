@@ -6,7 +6,7 @@ import os
 import pathlib
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,7 @@ from ddgan_core.errors import DDGANError
 from ddgan_core.evaluation import uint8_images_from_batches
 from ddgan_core.rundir import RunDir
 from ddgan_core.sample_output import chain_in_data_units, one_step_in_data_units
+from ddgan_core.sampling import gather_batches
 from ddgan_core.session import train_session
 from ddgan_core.training_loop import to_data_units
 
@@ -130,35 +131,49 @@ def load_ema_generator(checkpoint_path: pathlib.Path, device: torch.device):
     return generator, checkpoint.config
 
 
+def sample_stream(
+    checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None, fast: bool = False,
+) -> tuple[Config, Iterator[np.ndarray]]:
+    """The checkpoint's configuration, and n samples of its EMA generator in data units, drawn a batch
+    (up to SAMPLE_BATCH) at a time as the iterator is read, under a progress bar.
+
+    `fast`: the compiled path (fast_sampling.fastest_sampler; on CUDA bf16 and one CUDA graph),
+    the same random draws as the eager path.
+    """
+    dev = pick_device(device)
+    generator, config = load_ema_generator(checkpoint_path, dev)
+    if fast:
+        batches = fastest_sampler(generator, config, min(n, SAMPLE_BATCH), dev, steps=steps).batches(n, seed, "sample")
+    else:
+        batches = (x for x, _ in sample_batches(generator, config, n, seed, dev, steps=steps, batch_size=SAMPLE_BATCH,
+                                                progress="sample"))
+    return config, (to_data_units(x, config) for x in batches)
+
+
 def sample(
     checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
     trajectory: bool = False, fast: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, Config]:
-    """n samples in data units from the checkpoint's EMA generator (and the trajectory if asked).
-
-    `fast`: the compiled path (fast_sampling.fastest_sampler; on CUDA bf16 and one CUDA graph),
-    the same random draws as the eager path, batches of up to SAMPLE_BATCH.
-    """
-    if fast and trajectory:
+    """n samples in data units from the checkpoint's EMA generator (and the trajectory if asked):
+    sample_stream's batches as one array."""
+    if not trajectory:
+        config, batches = sample_stream(checkpoint_path, n, steps, seed, device, fast)
+        return gather_batches(batches, n), None, config
+    if fast:
         raise DDGANError("--fast does not record the trajectory: drop --fast or --trajectory")
     dev = pick_device(device)
     generator, config = load_ema_generator(checkpoint_path, dev)
-    if fast:
-        samples = fastest_sampler(generator, config, min(n, SAMPLE_BATCH), dev, steps=steps).sample(n, seed, "sample")
-        return to_data_units(samples, config), None, config
-    result = sample_with(generator, config, n, seed, dev, steps=steps, return_trajectory=trajectory, batch_size=SAMPLE_BATCH,
+    result = sample_with(generator, config, n, seed, dev, steps=steps, return_trajectory=True, batch_size=SAMPLE_BATCH,
                          progress="sample")
-    return *chain_in_data_units(result, trajectory, config), config
+    return *chain_in_data_units(result, True, config), config
 
 
 def sample_images(
     checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
 ) -> np.ndarray:
     """sample's n draws of an image model as uint8 NCHW, converted batch by batch (`ddgan eval`)."""
-    dev = pick_device(device)
-    generator, config = load_ema_generator(checkpoint_path, dev)
-    batches = sample_batches(generator, config, n, seed, dev, steps=steps, batch_size=SAMPLE_BATCH, progress="sample")
-    return uint8_images_from_batches((to_data_units(x, config) for x, _ in batches), n)
+    _, batches = sample_stream(checkpoint_path, n, steps, seed, device)
+    return uint8_images_from_batches(batches, n)
 
 
 def sample_step(

@@ -26,6 +26,8 @@ A last batch smaller than the buffers fills their first rows and keeps the first
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from torch import nn
@@ -35,7 +37,7 @@ from ddgan_core import kernels
 from ddgan_core.batch_progress import batch_ranges
 from ddgan_core.config import PRECISIONS, Config, item_shape
 from ddgan_core.errors import DDGANError
-from ddgan_core.sampling import ChainStep, chain_levels, chain_steps, run_chain
+from ddgan_core.sampling import ChainStep, chain_levels, chain_steps, gather_batches, run_chain
 from ddgan_core.schedule import schedule_from_config
 
 CAPTURE_WARMUP_RUNS = 2  # chains run on a side stream before capture: compilation, autotuning, cuDNN plans
@@ -141,15 +143,17 @@ class FastSampler:
             return self._chain()[:m]
 
     # --- many batches --------------------------------------------------------------------------
-    def sample(self, n: int, seed: int, progress: str | None = None) -> np.ndarray:
-        """n samples in network units, float32 (N, ...): the same draws as sample_with(..., seed, batch_size);
-        `progress` labels a progress bar over the batches."""
+    def batches(self, n: int, seed: int, progress: str | None = None) -> Iterator[np.ndarray]:
+        """n samples in network units, float32 (m, ...) a batch at a time, on the host: the same draws
+        as sample_with(..., seed, batch_size); `progress` labels a progress bar over the batches."""
         rng = torch.Generator(device=self.device)
         rng.manual_seed(seed)
-        outputs = []
         for _start, m in batch_ranges(n, self.batch_size, progress):
-            outputs.append(self.run_batch(rng, m).contiguous().cpu().numpy())
-        return np.concatenate(outputs)
+            yield self.run_batch(rng, m).contiguous().cpu().numpy()  # a copy: the next replay overwrites the output
+
+    def sample(self, n: int, seed: int, progress: str | None = None) -> np.ndarray:
+        """batches' n samples as one array (N, ...)."""
+        return gather_batches(self.batches(n, seed, progress), n)
 
 
 def fastest_sampler(generator: nn.Module, config: Config, batch_size: int, device: torch.device,

@@ -1,0 +1,112 @@
+"""Samples as a folder of PNG files, one image each: what FID tools read (pytorch-fid, torch-fidelity,
+clean-fid), and the one output whose size does not grow with the number of samples in memory.
+
+`ddgan sample --out DIR` writes 000000.png, 000001.png, ... in sample order, batch by batch as the
+sampler hands them over, so 50,000 images at 256 px (9.8 GB as uint8, 39 GB as float32) never sit
+in memory together. The images are the pixels `ddgan eval` scores: data units [-1, 1] rounded to
+uint8 as `pictures.to_uint8_images` does. They go into a temporary folder beside DIR that is renamed
+to DIR once complete, so a folder under DIR's name always holds every sample asked for (an FID of
+an interrupted run's first 30,000 images cannot be taken for the protocol's 50,000 by mistake).
+`ddgan eval --samples DIR` reads such a folder back, or any folder of same-sized images.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import shutil
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from ddgan_core.batch_progress import batch_ranges
+from ddgan_core.datasets.imagefolder import IMAGE_SUFFIXES, list_images
+from ddgan_core.errors import DDGANError
+from ddgan_core.output_paths import check_output_folder
+from ddgan_core.pictures import to_uint8_images
+
+PNG_THREADS = min(8, os.cpu_count() or 1)  # zlib lets Pillow encode and decode PNGs in parallel threads
+READ_CHUNK = 1000  # images decoded at a time when reading a folder back
+
+
+def names_folder(out: pathlib.Path) -> bool:
+    """Whether `--out` names a folder of PNGs: an existing folder, or a path without a suffix."""
+    return out.is_dir() or out.suffix == ""
+
+
+def check_sample_folder(out: pathlib.Path) -> None:
+    """Refuse, before any sampling, a folder path that is a file or that already holds files."""
+    check_output_folder(out)
+    if out.is_dir() and any(out.iterdir()):
+        raise DDGANError(f"--out {out} is a folder that holds files already: name a new or empty folder")
+
+
+def write_sample_folder(out: pathlib.Path, batches: Iterable[np.ndarray], n: int) -> pathlib.Path:
+    """n images, from batches of NCHW floats in [-1, 1], as n PNG files in the folder `out`
+    (created; it must not exist or be empty), named by their index, zero-padded to 6 digits or more."""
+    from PIL import Image
+
+    check_sample_folder(out)
+    digits = max(6, len(str(n - 1)))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.parent / f"{out.name}.{os.getpid()}.tmp"
+    written = 0
+
+    def save(index_and_image: tuple[int, np.ndarray]) -> None:
+        index, image = index_and_image
+        Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(partial / f"{index:0{digits}d}.png")
+
+    try:
+        partial.mkdir()
+        with ThreadPoolExecutor(PNG_THREADS) as pool:
+            for batch in batches:
+                images = to_uint8_images(batch)
+                list(pool.map(save, enumerate(images, start=written)))
+                written += len(images)
+        if written != n:
+            raise DDGANError(f"expected {n} samples, the sampler gave {written}")
+        if out.is_dir():
+            out.rmdir()  # empty, as checked: the complete folder takes its place
+        os.replace(partial, out)
+    finally:
+        if partial.exists():
+            shutil.rmtree(partial)
+    return out
+
+
+def read_sample_folder(folder: pathlib.Path) -> np.ndarray:
+    """Every image under `folder` (sorted by path, as written), as uint8 NCHW exactly as stored:
+    no crop or resize, greyscale kept as one channel. The images must share one size and mode."""
+    from PIL import Image, UnidentifiedImageError
+
+    files = list_images(folder)
+    if not files:
+        raise DDGANError(f"no images ({' '.join(IMAGE_SUFFIXES)}) under {folder}")
+
+    def decode(path: pathlib.Path) -> np.ndarray:
+        try:
+            with Image.open(path) as image:
+                if image.mode not in ("L", "RGB"):
+                    image = image.convert("RGB")
+                pixels = np.asarray(image, dtype=np.uint8)
+        except (OSError, UnidentifiedImageError) as exc:
+            raise DDGANError(f"{path} is not a readable image ({exc})") from None
+        return pixels[:, :, None] if pixels.ndim == 2 else pixels
+
+    first = decode(files[0])
+    images = np.empty((len(files), first.shape[2], first.shape[0], first.shape[1]), dtype=np.uint8)
+    with ThreadPoolExecutor(PNG_THREADS) as pool:
+        for start, count in batch_ranges(len(files), READ_CHUNK, "read samples"):
+            chunk = files[start : start + count]
+            for index, (path, pixels) in enumerate(zip(chunk, pool.map(decode, chunk)), start=start):
+                if pixels.shape != first.shape:
+                    raise DDGANError(f"{path} is {_size(pixels)} but {files[0].name} is {_size(first)}: "
+                                     "samples must share one size and colour mode")
+                images[index] = pixels.transpose(2, 0, 1)
+    return images
+
+
+def _size(pixels: np.ndarray) -> str:
+    height, width, channels = pixels.shape
+    return f"{width}x{height} {'greyscale' if channels == 1 else 'RGB'}"
