@@ -4,6 +4,7 @@ from typing import Any, Optional
 
 import typer
 
+from ddgan_core.config import SEED_LIMIT
 from ddgan_core.errors import DDGANError
 
 app = typer.Typer(
@@ -15,9 +16,9 @@ app = typer.Typer(
 )
 
 
-def _non_negative_seed(seed: Optional[int]) -> Optional[int]:
-    if seed is not None and seed < 0:
-        raise DDGANError(f"--seed must be a non-negative integer, got {seed}")
+def _checked_seed(seed: Optional[int]) -> Optional[int]:
+    if seed is not None and not 0 <= seed < SEED_LIMIT:
+        raise DDGANError(f"--seed must be an integer from 0 to 2**32 - 1, got {seed}")
     return seed
 
 
@@ -27,7 +28,8 @@ def flag_option(name: str, help: str) -> Any:
     return typer.Option(False, name, help=help, metavar="")
 
 
-def seed_option(default: Optional[int] = 0, help: str = "Random seed (a non-negative integer).") -> Any:
-    """The --seed option every command shares: negative seeds are refused in one line (numpy's
-    generators, which the tinygrad backend and the evaluations draw from, reject them)."""
-    return typer.Option(default, "--seed", help=help, callback=_non_negative_seed)
+def seed_option(default: Optional[int] = 0, help: str = "Random seed, 0 <= S < 2**32.") -> Any:
+    """The --seed option every command shares: seeds outside [0, 2**32) are refused in one line
+    (numpy's generators reject negative ones; torch's overflow on large ones, once the training
+    stream's seed is derived from it)."""
+    return typer.Option(default, "--seed", help=help, callback=_checked_seed)

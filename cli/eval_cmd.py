@@ -41,6 +41,8 @@ from ddgan_core.rundir import RunDir, newest_run
 from ddgan_core.schedule import schedule_from_config
 
 FID_PROTOCOL_SAMPLES = 50_000
+FAMILY_METRICS = {"points": "mode coverage", "denoising": "the denoising-distribution test",
+                  "stackedmnist": "its 1,000 modes through a digit classifier"}
 
 
 class _Source:
@@ -220,13 +222,18 @@ def evaluate(
     test (mixture1d), FID / IS / precision-recall (images)."""
     if n is not None and n < 2:
         raise DDGANError(f"-n must be at least 2, got {n}")
-    if samples is not None and (steps is not None or backend is not None):
-        raise DDGANError(f"{'--steps' if steps is not None else '--backend'} is for sampling a run: "
-                         "a --samples file is drawn already")
+    sampling_options = {"--steps": steps, "--backend": backend, "-n": n}
+    given = [name for name, value in sampling_options.items() if value is not None]
+    if samples is not None and given:
+        raise DDGANError(f"{given[0]} is for sampling a run: a --samples file is drawn already (and scored whole)")
     backend = backend or "torch"
     source = _Source(run, samples, backend, device)
     name = _dataset_name(source, dataset)
     family = metric_family(name)
+    fid_options = {"--ref": ref, "--inception-weights": inception_weights}
+    unused = [option for option, value in fid_options.items() if value is not None]
+    if unused and family != "images":
+        raise DDGANError(f"{unused[0]} is for FID and IS of images; {name} is scored by {FAMILY_METRICS[family]}")
     count = n if n is not None else default_sample_count(name)
     directory = data_dir or (source.config.data.data_dir if source.config is not None else "./data")
     scores, notes = _score(family, source, name, count, steps, seed, directory, inception_weights, ref)

@@ -30,13 +30,14 @@ def sample(
     trajectory: bool = flag_option("--trajectory", help="Also store every level x_T..x_0 (.npz)."),
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
+    force: bool = flag_option("--force", help="Replace an existing --out file (a folder must be new or empty)."),
     fast: bool = flag_option("--fast", help="torch: compiled chain steps; on CUDA also bf16 and one CUDA graph "
                                                     "(the same random draws as without it)."),
 ) -> None:
     """Sample from a trained generator (EMA weights) through the core's reverse chain."""
     if n < 1:
         raise DDGANError(f"-n must be at least 1, got {n}")
-    check_output_path(out)
+    check_output_path(out, replace=force)
     if trajectory and out.suffix.lower() != ".npz":
         raise DDGANError("--trajectory needs an .npz --out")
     if fast and backend != "torch":
@@ -48,10 +49,10 @@ def sample(
     source = resolve_checkpoint(run, checkpoint)
     if trajectory:
         samples, path, config = module.sample(source, n, steps, seed, device=device, trajectory=True)
-        write_samples(out, samples, config, path, _mixture(config), steps=steps)
+        write_samples(out, samples, config, path, _mixture(config), steps=steps, seed=seed)
     else:  # batch by batch: a folder of PNGs never holds all n in memory
         config, batches = module.sample_stream(source, n, steps, seed, device=device, **options)
-        write_sample_stream(out, batches, n, config, _mixture(config), steps=steps)
+        write_sample_stream(out, batches, n, config, _mixture(config), steps=steps, seed=seed)
     Console().print(f"wrote {n} samples to {out} (from {source})", highlight=False, markup=False, soft_wrap=True)
 
 

@@ -11,7 +11,7 @@ from rich.console import Console
 
 from cli.app import app, flag_option, seed_option
 from cli.backend_loader import load_backend
-from ddgan_core.config import Config, apply_overrides, preset
+from ddgan_core.config import Config, apply_overrides, preset, resolve_key
 from ddgan_core.datasets import dataset_overrides, fetch_dataset
 from ddgan_core.errors import DDGANError
 
@@ -34,6 +34,25 @@ def named_options(
              "train.batch_size": batch_size, "train.iterations": iterations, "train.seed": seed,
              "train.precision": "bf16" if fast else precision, "train.compile": True if fast else None}
     return [f"{key}={value}" for key, value in named.items() if value is not None]
+
+
+# The option that sets each key of named_options, for saying which two settings disagree.
+OPTION_OF_KEY = {"data.dataset": "--dataset", "data.data_dir": "--data-dir", "diffusion.timesteps": "--timesteps",
+                 "train.batch_size": "--batch-size", "train.iterations": "--iterations", "train.seed": "--seed",
+                 "train.precision": "--precision or --fast", "train.compile": "--fast"}
+
+
+def check_no_contradiction(named: list[str], overrides: list[str]) -> None:
+    """Refuse a --set of a key that a named option also sets: `--iterations 5 --set
+    train.iterations=10` would train 10 without a word, whichever was meant."""
+    given = {item.split("=", 1)[0] for item in named}
+    for item in overrides:
+        if "=" not in item:
+            continue  # malformed: apply_overrides says so
+        section, field = resolve_key(item.split("=", 1)[0].strip())
+        key = f"{section}.{field}"
+        if key in given:
+            raise DDGANError(f"--set {item} and {OPTION_OF_KEY[key]} both set {key}: give one")
 
 
 def resolve_config(preset_name: Optional[str], dataset: Optional[str], overrides: list[str]) -> Config:
@@ -68,7 +87,9 @@ def train(
 ) -> None:
     """Train a Denoising Diffusion GAN and write a run directory (config, metrics, checkpoints, samples)."""
     module = load_backend(backend)
-    settings = named_options(dataset, data_dir, timesteps, batch_size, iterations, seed, precision, fast) + list(overrides)
+    named = named_options(dataset, data_dir, timesteps, batch_size, iterations, seed, precision, fast)
+    check_no_contradiction(named, overrides)
+    settings = named + list(overrides)
     if resume:  # the run's own configuration; the core refuses settings a resumed run cannot change
         if preset_name is not None:
             raise DDGANError("--resume continues the run with its own configuration: drop --preset")

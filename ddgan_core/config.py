@@ -81,6 +81,7 @@ class DiscriminatorConfig:
 
 
 PRECISIONS = ("fp32", "bf16")  # of training: fp32, or bf16 autocast over fp32 weights (CUDA)
+SEED_LIMIT = 2**32  # seeds are 0 <= seed < 2**32 (numpy's classic range): every generator a backend seeds from one accepts it
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import warnings
 
-from ddgan_core.config import PRECISIONS, Config, ConfigError, ConfigWarning
+from ddgan_core.config import PRECISIONS, SEED_LIMIT, Config, ConfigError, ConfigWarning
 from ddgan_core.network_checks import check_discriminator, check_generator, require_positive
 from ddgan_core.schedule import schedule_from_config
 
@@ -30,7 +30,10 @@ def check_training_config(config: Config) -> None:
     _require(0 <= t.beta1 < 1 and 0 <= t.beta2 < 1, f"Adam's betas must lie in [0, 1), got {t.beta1}, {t.beta2}")
     _require(t.r1_gamma >= 0, f"train.r1_gamma must not be negative, got {t.r1_gamma}")
     _require(0 <= t.ema_decay < 1, f"train.ema_decay must lie in [0, 1), got {t.ema_decay}")
-    _require(t.seed >= 0, f"train.seed must not be negative, got {t.seed}")
+    _require(not t.cosine_lr or t.lr_min <= min(t.lr_g, t.lr_d),
+             f"train.lr_min {t.lr_min} exceeds the learning rates (lr_g {t.lr_g}, lr_d {t.lr_d}): the cosine "
+             "schedule would raise them")
+    _require(0 <= t.seed < SEED_LIMIT, f"train.seed must be an integer from 0 to 2**32 - 1, got {t.seed}")
     _require(config.data.scale > 0, f"data.scale must be positive, got {config.data.scale}")
 
 

@@ -39,8 +39,9 @@ def one_step_in_data_units(
     return to_data_units(run_levels(start, [level, level - 1]), config)
 
 
-def check_output_path(out: pathlib.Path) -> None:
-    """Refuse, before any sampling, an --out that is neither a .png, an .npz nor a folder to create."""
+def check_output_path(out: pathlib.Path, replace: bool = True) -> None:
+    """Refuse, before any sampling, an --out that is neither a .png, an .npz nor a folder to create,
+    and an existing file unless `replace` (`sample --force`: samples can be hours of GPU time)."""
     if names_folder(out):
         check_sample_folder(out)
         return
@@ -48,6 +49,8 @@ def check_output_path(out: pathlib.Path) -> None:
         raise DDGANError(f"--out must end in .png (a picture) or .npz (arrays), or name a folder (a PNG per image), "
                          f"got '{out}'")
     check_output_file(out)
+    if out.exists() and not replace:
+        raise DDGANError(f"--out {out} exists: pass --force to replace it, or name another file")
 
 
 def available_memory() -> int | None:
@@ -81,7 +84,7 @@ def check_fits(out: pathlib.Path, n: int, shape: tuple[int, ...], available: int
 
 def write_sample_stream(
     out: pathlib.Path, batches: Iterable[np.ndarray], n: int, config: Config, mixture: GaussianMixture | None = None,
-    steps: int | None = None, available: int | None = None,
+    steps: int | None = None, seed: int | None = None, available: int | None = None,
 ) -> pathlib.Path:
     """A backend's n samples, batches in data units as the sampler hands them over, written to `out`:
     a folder of PNGs one batch at a time (`sample_folder`), else gathered and given to write_samples
@@ -92,27 +95,32 @@ def write_sample_stream(
                              "write a .png plot or an .npz")
         return write_sample_folder(out, batches, n)
     check_fits(out, n, item_shape(config), available_memory() if available is None else available)
-    return write_samples(out, gather_batches(batches, n), config, None, mixture, steps)
+    return write_samples(out, gather_batches(batches, n), config, None, mixture, steps, seed)
 
 
 def write_samples(
     out: pathlib.Path, samples: np.ndarray, config: Config, trajectory: np.ndarray | None = None,
-    mixture: GaussianMixture | None = None, steps: int | None = None,
+    mixture: GaussianMixture | None = None, steps: int | None = None, seed: int | None = None,
 ) -> pathlib.Path:
     """A .png grid (images) or scatter plot (points), or a .npz with `samples` (and `trajectory`)
-    in data units: images in [-1, 1] NCHW, point data in its own units, and `dataset`, the name
-    of the data the model learnt (so `ddgan eval --samples` scores them against it). `steps` is
-    the K the chain ran (default T); a plot of K < T steps says so, as it is not the trained chain."""
+    in data units: images in [-1, 1] NCHW, point data in its own units, and how they were drawn:
+    `dataset`, the name of the data the model learnt (so `ddgan eval --samples` scores them
+    against it), `timesteps` T, `steps` K and `seed` (when given). `steps` is the K the chain
+    ran (default T); a plot of K < T steps says so, as it is not the trained chain."""
     check_output_path(out)
+    timesteps = config.diffusion.timesteps
     with replaced_atomically(out) as partial:  # an earlier file of that name survives a failed write
         if out.suffix.lower() == ".npz":
-            arrays = {"samples": samples, "dataset": np.array(config.data.dataset)}
+            arrays = {"samples": samples, "dataset": np.array(config.data.dataset), "timesteps": np.array(timesteps),
+                      "steps": np.array(timesteps if steps is None else steps)}
+            if seed is not None:
+                arrays["seed"] = np.array(seed, dtype=np.int64)
             if trajectory is not None:
                 arrays["trajectory"] = trajectory
             np.savez_compressed(partial, **arrays)
         elif samples.ndim == 4:
             save_image_grid(samples, partial)
         else:
-            title = samples_title(len(samples), config.data.dataset, config.diffusion.timesteps, steps)
+            title = samples_title(len(samples), config.data.dataset, timesteps, steps)
             save_point_plot(samples, partial, title, mixture)
     return out

@@ -74,12 +74,14 @@ def test_bad_input_gives_a_one_line_error_and_non_zero_exit(tmp_path):
         ["sample", "--seed", "-1"],  # refused before any checkpoint is looked for
         ["eval", "--seed", "-3"],
         ["train", "--seed", "-1"],
+        ["train", "--seed", "20000000000000"],  # torch's generator overflowed on seed * 1,000,003
+        ["sample", "--seed", "99999999999999999999999"],
     ):
         result = _ddgan(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1, result.stderr
         assert "Traceback" not in result.stderr
-        assert "--seed" not in args or "--seed must be a non-negative integer" in result.stderr
+        assert "--seed" not in args or "--seed must be an integer from 0 to 2**32 - 1" in result.stderr
 
 
 def test_train_fast_is_bf16_autocast_with_the_compiled_step():

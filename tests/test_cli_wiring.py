@@ -155,6 +155,7 @@ def test_sample_fast_reaches_the_torch_backend(monkeypatch, capsys, tmp_path):
     assert call["fast"] is True and call["n"] == 8 and call["seed"] == 3 and call["stream"] is True
     with np.load(tmp_path / "x.npz") as stored:
         assert stored["samples"].shape == (8, 2) and str(stored["dataset"]) == "grid25"
+        assert (int(stored["timesteps"]), int(stored["steps"]), int(stored["seed"])) == (4, 4, 3)  # how they were drawn
     # and without --fast the backend is not asked for its fast path
     code, _, err = _ddgan(monkeypatch, capsys, "sample", "-n", "8", "--checkpoint",
                           str(tmp_path / "last.safetensors"), "--out", str(tmp_path / "y.npz"))
@@ -231,3 +232,29 @@ def test_steps_png_draws_each_level_from_its_own_seed(monkeypatch, tmp_path):
     plot_cmd.plot_steps(model, load_dataset("mixture1d").mixture, config, 5, tmp_path / "steps.png")
     assert model.calls == [(3, 8), (2, 7), (1, 6)]
     assert saved == [tmp_path / "steps.png"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--iterations", "5", "--set", "train.iterations=10"), "--set train.iterations=10 and --iterations both set"),
+    (("--seed", "1", "--set", "seed=2"), "--set seed=2 and --seed both set train.seed"),
+    (("--fast", "--set", "compile=false"), "--set compile=false and --fast both set train.compile"),
+])
+def test_train_refuses_a_set_that_contradicts_a_named_option(monkeypatch, capsys, tmp_path, args, message):
+    code, _, err = _ddgan(monkeypatch, capsys, "train", "-d", "ring8", "--out", str(tmp_path / "run"), *args)
+    _assert_one_line_error(code, err, message)
+    assert not (tmp_path / "run").exists()
+
+
+def test_sample_keeps_an_existing_file_unless_forced(monkeypatch, capsys, tmp_path):
+    entry = _FakeEntry(np.ones((64, 2)), _config("grid25", 4))
+    _install(monkeypatch, sample_cmd, entry)
+    out = tmp_path / "x.npz"
+    out.write_bytes(b"2,500 samples from yesterday")
+    args = ("sample", "-n", "8", "--checkpoint", str(tmp_path / "last.safetensors"), "--out", str(out))
+    code, _, err = _ddgan(monkeypatch, capsys, *args)
+    _assert_one_line_error(code, err, f"--out {out} exists: pass --force to replace it")
+    assert entry.calls == [] and out.read_bytes() == b"2,500 samples from yesterday"  # refused before sampling
+    code, _, err = _ddgan(monkeypatch, capsys, *args, "--force", "--steps", "2")
+    assert code == 0, err
+    with np.load(out) as stored:
+        assert stored["samples"].shape == (8, 2) and (int(stored["steps"]), int(stored["seed"])) == (2, 0)
