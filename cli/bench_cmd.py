@@ -55,6 +55,11 @@ def _batch(batch_size: Optional[int], protocol: str, default: int) -> int:
 
 
 def _print(result: BenchResult, as_json: bool, path: str = "eager") -> None:
+    """The figures on stdout (a table, or one JSON object); on stderr, one line when other processes
+    kept the cores busy as a CPU run started, since its timings are then not the machine's speed."""
+    warning = result.cpu_load.warning() if result.cpu_load is not None else None
+    if warning is not None:
+        typer.echo(f"warning: {warning}", err=True)
     if as_json:
         typer.echo(json.dumps({**result.to_dict(), "path": path}))
         return
@@ -82,6 +87,12 @@ def _print(result: BenchResult, as_json: bool, path: str = "eager") -> None:
         rows.append(("achieved TFLOP/s", f"{result.achieved_flops / 1e12:.4f}"))
     if result.fraction_of_peak is not None:
         rows.append(("fraction of device peak", f"{result.fraction_of_peak:.2%}"))
+    if result.cpu_load is not None:
+        load = result.cpu_load
+        averages = " / ".join(f"{value:.2f}" for value in load.load_average) if load.load_average else "unknown"
+        rows.append(("load average at start (1 / 5 / 15 min)", averages))
+        busy = f"{load.busy_cores:.1f} of {load.cores} ({load.threads} threads timed)"
+        rows.append(("cores busy with other work at start", busy))
     for row in rows:
         table.add_row(*row)
     console = Console()

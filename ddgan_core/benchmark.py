@@ -13,6 +13,10 @@ multiple of lazy_reg iterations includes the penalty's share.
 Protocols: "default" is the median of the timed runs (robust to a busy machine); "paper" is
 batch 100 and the mean after warm-up, as the published timing was taken.
 
+On the CPU a backend also records how busy other processes kept the cores as the run started
+(`CpuLoad`): a thread that waits for a core another process holds spins, so timings taken then can
+be many times too slow, and the figures say so rather than passing as the machine's speed.
+
 Where the time goes: `kernel_breakdown` sums a profiler's kernel records by name and by kind of
 work (convolutions, matrix multiplies, attention, compiled Triton kernels, ...), so a GPU run
 shows which part of the network to work on next.
@@ -20,6 +24,7 @@ shows which part of the network to work on next.
 
 from __future__ import annotations
 
+import os
 import resource
 import statistics
 import sys
@@ -48,6 +53,42 @@ class Measurement:
     flops_per_image: float | None = None  # model FLOPs of sampling one image (all steps)
     device_peak_flops: float | None = None  # FLOP/s of the device at this precision, where known
     kernels: KernelBreakdown | None = None  # where one more run's time went, when profiled
+    cpu_load: CpuLoad | None = None  # how busy the CPU was with other work at the start (CPU runs)
+
+
+@dataclass(frozen=True)
+class CpuLoad:
+    """How busy other processes kept the CPU just before a CPU benchmark's work began.
+
+    Why: the backend's threads (PyTorch's OpenMP team, one per core by default) spin while they
+    wait for a core another process holds, so a run on a busy machine can be many times slower
+    (10-55x seen on 2 cores) and its timings are not the machine's speed. `idle_threads` is what
+    CPU training would use there (as many threads as cores are left idle, at least one)."""
+
+    cores: int
+    threads: int  # the benchmark's compute threads
+    busy_cores: float  # cores other processes kept busy just before the benchmark's work
+    idle_threads: int
+    load_average: tuple[float, float, float] | None  # os.getloadavg() then (1, 5, 15 min); None where unknown
+
+    def warning(self) -> str | None:
+        """One line for stderr when the benchmark has more threads than there were idle cores, else None."""
+        if self.threads <= self.idle_threads:
+            return None
+        load = f" (1-minute load average {self.load_average[0]:.2f})" if self.load_average is not None else ""
+        return (f"other processes kept {self.busy_cores:.1f} of {self.cores} cores busy as the benchmark started{load}; "
+                f"its {self.threads} threads spin while they wait for those cores, so these timings can be many "
+                f"times too slow: run it on an idle machine or with OMP_NUM_THREADS={self.idle_threads}")
+
+
+def cpu_load(threads: int, busy_cores: float, idle_threads: int) -> CpuLoad:
+    """The CpuLoad of this machine now, given the benchmark's threads and the backend's reading of
+    busy cores and of the threads that leaves room for."""
+    try:
+        load: tuple[float, float, float] | None = tuple(round(value, 2) for value in os.getloadavg())
+    except OSError:  # not available on this platform
+        load = None
+    return CpuLoad(os.cpu_count() or 1, threads, round(busy_cores, 2), idle_threads, load)
 
 
 @dataclass(frozen=True)
@@ -78,6 +119,7 @@ class BenchResult:
     device_peak_flops: float | None
     fraction_of_peak: float | None
     kernels: KernelBreakdown | None = None
+    cpu_load: CpuLoad | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -127,7 +169,7 @@ def summarise(
         seconds_per_100=100.0 * seconds / batch_size, iterations_per_s=1.0 / seconds,
         peak_memory_bytes=measurement.peak_memory_bytes, flops_per_image=measurement.flops_per_image,
         achieved_flops=achieved, device_peak_flops=measurement.device_peak_flops, fraction_of_peak=fraction,
-        kernels=measurement.kernels,
+        kernels=measurement.kernels, cpu_load=measurement.cpu_load,
     )
 
 

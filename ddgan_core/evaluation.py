@@ -19,7 +19,6 @@ import math
 import os
 import pathlib
 import tempfile
-import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -484,17 +483,46 @@ def _save_npz_atomically(path: pathlib.Path, **arrays: np.ndarray) -> None:
             os.unlink(tmp)
 
 
+def _read_npz(path: pathlib.Path, names: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+    """Those of the arrays `names` that the .npz at `path` holds, read without unpickling (which
+    could run code). Anything else is refused in one line saying the file is not a readable `what`,
+    never with numpy's advice to load it with allow_pickle."""
+    refusal = f"{path} is not a readable {what}"
+    try:
+        data = np.load(path, allow_pickle=False)
+    except OSError as exc:
+        if exc.errno is None:  # numpy's own complaint about the content, not the system's
+            raise EvaluationError(refusal) from None
+        raise EvaluationError(f"cannot read {path}: {exc.strerror}") from None
+    except Exception:  # noqa: BLE001  (numpy's parsers raise many types on junk: not an .npz)
+        raise EvaluationError(refusal) from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise EvaluationError(f"{refusal}: it is a single .npy array")
+    arrays: dict[str, np.ndarray] = {}
+    with data:
+        for name in (name for name in names if name in data):
+            try:
+                array = data[name]
+            except Exception:  # noqa: BLE001  (an object array, or a damaged member)
+                array = None
+            if not isinstance(array, np.ndarray):  # a member that is not .npy comes back as bytes
+                raise EvaluationError(f"{refusal}: its '{name}' is damaged or holds Python objects")
+            arrays[name] = array
+    return arrays
+
+
 def load_reference_file(path: pathlib.Path) -> ReferenceStatistics:
     """Reference statistics from an .npz with `mu` and `sigma` (pytorch-fid's format), and
     optionally `features` (as this module caches them)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "mu" not in data or "sigma" not in data:
-                raise EvaluationError(f"{path} holds no 'mu' and 'sigma' arrays (FID reference statistics)")
-            mu, sigma = np.asarray(data["mu"], dtype=np.float64), np.asarray(data["sigma"], dtype=np.float64)
-            features = np.asarray(data["features"]) if "features" in data else None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise EvaluationError(f"{path} is not a readable .npz file ({exc})") from None
+    what = ".npz of FID statistics (numeric 'mu' and 'sigma' arrays, as pytorch-fid saves them)"
+    arrays = _read_npz(path, ("mu", "sigma", "features"), what)
+    if "mu" not in arrays or "sigma" not in arrays:
+        raise EvaluationError(f"{path} holds no 'mu' and 'sigma' arrays (FID reference statistics)")
+    for name, array in arrays.items():
+        if array.dtype.kind not in "iuf":
+            raise EvaluationError(f"{path} is not a readable {what}: its '{name}' holds {array.dtype}, not numbers")
+    mu, sigma = arrays["mu"].astype(np.float64), arrays["sigma"].astype(np.float64)
+    features = arrays.get("features")
     if mu.ndim != 1 or sigma.shape != (len(mu), len(mu)):
         raise EvaluationError(f"{path}: mu must be (F,) and sigma (F, F), got {mu.shape} and {sigma.shape}")
     return ReferenceStatistics(mu, sigma, features, str(path), len(features) if features is not None else 0)
@@ -557,6 +585,9 @@ def evaluate_stacked_mnist(images: np.ndarray, classify: DigitClassifier, classi
 # --- sample files -----------------------------------------------------------------------------
 
 
+_SAMPLES_NPZ = ".npz of numeric arrays written by `ddgan sample`"
+
+
 def load_samples_file(path: pathlib.Path) -> np.ndarray:
     """The `samples` array of an .npz written by `ddgan sample --out FILE.npz` (data units), or the
     images of a folder (`ddgan sample --out DIR`, or anyone's), as uint8 NCHW."""
@@ -567,13 +598,10 @@ def load_samples_file(path: pathlib.Path) -> np.ndarray:
                               f"got '{path}'")
     if not path.is_file():
         raise EvaluationError(f"samples file {path} does not exist")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if "samples" not in data:
-                raise EvaluationError(f"{path} holds no 'samples' array")
-            samples = np.asarray(data["samples"])
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise EvaluationError(f"{path} is not a readable .npz file ({exc})") from None
+    arrays = _read_npz(path, ("samples",), _SAMPLES_NPZ)
+    if "samples" not in arrays:
+        raise EvaluationError(f"{path} holds no 'samples' array")
+    samples = arrays["samples"]
     if samples.ndim not in (2, 4) or len(samples) == 0 or not np.issubdtype(samples.dtype, np.number):
         raise EvaluationError(f"{path}: samples must be a non-empty (N, D) or (N, C, H, W) array, got {samples.shape}")
     if not np.all(np.isfinite(samples)):
@@ -586,11 +614,8 @@ def samples_file_dataset(path: pathlib.Path) -> str | None:
     folders of images)."""
     if path.is_dir():
         return None
-    with np.load(path, allow_pickle=False) as data:
-        if "dataset" not in data:
-            return None
-        name = np.asarray(data["dataset"])
-    return str(name) if name.ndim == 0 and name.dtype.kind == "U" else None
+    name = _read_npz(path, ("dataset",), _SAMPLES_NPZ).get("dataset")
+    return str(name) if name is not None and name.ndim == 0 and name.dtype.kind == "U" else None
 
 
 def evaluate_samples_1d(samples: np.ndarray, data: GaussianMixture) -> ChainMarginalScores:

@@ -9,7 +9,13 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from cli.main import COMMAND_MODULES  # noqa: F401  (registers the commands)
-from ddgan_core.benchmark import Measurement, kernel_breakdown, kernel_kind, summarise
+from ddgan_core.benchmark import (
+    CpuLoad,
+    Measurement,
+    kernel_breakdown,
+    kernel_kind,
+    summarise,
+)
 from ddgan_core.config import preset
 from ddgan_core.errors import DDGANError
 
@@ -79,6 +85,18 @@ def test_a_kernel_breakdown_sums_calls_by_name_and_kind():
     assert list(breakdown.kinds) == ["convolution", "compiled (Triton)", "memory copy"]
     assert breakdown.kinds["memory copy"] == pytest.approx(0.0005 / 0.009)
     assert json.loads(json.dumps(breakdown.to_dict()))["top"][1]["kind"] == "compiled (Triton)"
+
+
+BUSY_WARNING = ("other processes kept 1.0 of 2 cores busy as the benchmark started (1-minute load average 1.25); "
+                "its 2 threads spin while they wait for those cores, so these timings can be many times too slow: "
+                "run it on an idle machine or with OMP_NUM_THREADS=1")
+
+
+def test_a_busy_cpu_is_warned_of_only_when_the_threads_outnumber_the_idle_cores():
+    assert CpuLoad(2, 2, 1.0, 1, (1.25, 0.5, 0.25)).warning() == BUSY_WARNING
+    assert CpuLoad(2, 2, 0.1, 2, (1.25, 0.5, 0.25)).warning() is None  # a lagging load average alone is no warning
+    assert CpuLoad(2, 1, 1.0, 1, (1.25, 0.5, 0.25)).warning() is None  # OMP_NUM_THREADS=1: nothing spins
+    assert CpuLoad(2, 2, 1.0, 1, None).warning() == BUSY_WARNING.replace(" (1-minute load average 1.25)", "")
 
 
 def test_a_kernel_breakdown_of_nothing_is_refused():
@@ -160,9 +178,57 @@ def test_bench_profile_reports_where_the_time_goes():
     assert json.loads(plain.stdout)["kernels"] is None
 
 
+@pytest.fixture
+def two_busy_threads(monkeypatch):
+    """A 2-core machine whose other processes keep `busy` cores busy, benched on two threads."""
+    from backends.torch_cuda import bench
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (1.25, 0.5, 0.25))
+
+    def busy(cores: float) -> None:
+        monkeypatch.setattr(bench, "busy_cores", lambda: cores)
+
+    yield busy
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("kind", ["sample", "train"])
+def test_bench_on_a_busy_cpu_reports_the_load_and_warns_on_stderr(two_busy_threads, kind):
+    two_busy_threads(1.0)
+    sizes = ["--batch-size", "2", "--steps", "1"] if kind == "sample" else ["--batch-size", "8"]
+    result = runner.invoke(app, ["bench", kind, "--preset", "tiny" if kind == "sample" else "toy2d", "--device", "cpu",
+                                 *sizes, "--warmup", "0", "--repeats", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"warning: {BUSY_WARNING}\n"
+    assert json.loads(result.stdout)["cpu_load"] == {"cores": 2, "threads": 2, "busy_cores": 1.0, "idle_threads": 1,
+                                                     "load_average": [1.25, 0.5, 0.25]}
+
+
+def test_bench_on_an_idle_cpu_shows_the_load_in_its_table_without_a_warning(two_busy_threads):
+    two_busy_threads(0.0)
+    result = runner.invoke(app, ["bench", "sample", "--preset", "tiny", "--device", "cpu", "--batch-size", "2",
+                                 "--steps", "1", "--warmup", "0", "--repeats", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    rows = {line.split("│")[1].strip(): line.split("│")[2].strip() for line in result.stdout.splitlines() if "│" in line}
+    assert rows["load average at start (1 / 5 / 15 min)"] == "1.25 / 0.50 / 0.25"
+    assert rows["cores busy with other work at start"] == "0.0 of 2 (2 threads timed)"
+
+
+def test_only_a_cpu_benchmark_records_the_cpu_load():
+    from backends.torch_cuda.bench import load_at_start
+
+    assert load_at_start(torch.device("cuda")) is None  # decided by the device's type: no GPU needed
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
+        (["sample", "--preset", "tiny", "--device", "cpu", "--fast", "--compile-mode", "foo"],
+         "unknown --compile-mode 'foo' (known: default, max-autotune-no-cudagraphs, none)"),
         (["sample", "--preset", "tiny", "--protocol", "paper", "--batch-size", "8"], "batches of 100"),
         (["sample", "--preset", "tiny", "--device", "cpu", "--precision", "bf16"], "needs a CUDA device"),
         (["sample", "--preset", "imagenet"], "unknown preset"),

@@ -72,9 +72,36 @@ def test_truncated_archive_is_refused(tmp_path):
     archive = tmp_path / "cifar-10-python.tar.gz"
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     before = _tree(tmp_path)
-    with pytest.warns(DatasetWarning, match="MD5"), pytest.raises(DatasetError, match="truncated or corrupt"):
-        load_dataset("cifar10", tmp_path)
+    with _no_warning(), pytest.raises(DatasetError, match="truncated or corrupt") as info:
+        load_dataset("cifar10", tmp_path)  # the error alone: no MD5 warning that says the checks passed
+    assert "\n" not in str(info.value)
     assert _tree(tmp_path) == before
+
+
+def test_junk_archive_gives_only_the_error_and_is_not_ready(tmp_path):
+    from ddgan_core.datasets import dataset_statuses
+
+    (tmp_path / "cifar-10-python.tar.gz").write_bytes(np.random.default_rng(0).bytes(5000))
+    with _no_warning(), pytest.raises(DatasetError, match=r"is truncated or corrupt \(not a gzip file\)"):
+        load_dataset("cifar10", tmp_path)
+    status = next(s for s in dataset_statuses(tmp_path) if s.name == "cifar10")
+    assert (status.ready, status.why) == (False, "archive is truncated or corrupt (not a gzip file); download it again")
+
+
+def test_empty_tar_archive_is_not_ready_and_a_readable_one_is(tmp_path):
+    import tarfile
+
+    from ddgan_core.datasets import dataset_statuses
+
+    def cifar_status(root):
+        return next((s.ready, s.why) for s in dataset_statuses(root) if s.name == "cifar10")
+
+    (tmp_path / "empty").mkdir()
+    with tarfile.open(tmp_path / "empty" / "cifar-10-python.tar.gz", "w:gz"):
+        pass
+    assert cifar_status(tmp_path / "empty") == (False, "archive is an empty tar archive; download it again")
+    write_cifar10(tmp_path / "good")
+    assert cifar_status(tmp_path / "good") == (True, "archive found (checked when loaded)")
 
 
 def _bad_batches(n=4):

@@ -25,6 +25,7 @@ from ddgan_core.evaluation import (
     mixture_quantile,
     reference_statistics,
     reference_subset,
+    samples_file_dataset,
     scaled_mixture,
     stacked_mnist_labels,
     to_uint8_nchw,
@@ -254,6 +255,65 @@ def test_bad_samples_files_are_refused_in_one_line(tmp_path, name, arrays, messa
     with pytest.raises(EvaluationError, match=message) as caught:
         load_samples_file(path)
     assert "\n" not in str(caught.value)
+
+
+def _write_junk(path: pathlib.Path, kind: str) -> None:
+    """A file named .npz that is not an .npz of numeric arrays, in one of the ways seen in use."""
+    objects = np.array([{"a": 1}], dtype=object)
+    if kind == "random bytes":
+        path.write_bytes(np.random.default_rng(0).bytes(3000))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "pickled .npy":
+        with open(path, "wb") as handle:
+            np.save(handle, objects, allow_pickle=True)
+    elif kind == "numeric .npy":
+        with open(path, "wb") as handle:
+            np.save(handle, np.zeros((2, 2)))
+    else:  # "object arrays": an .npz, but its arrays need unpickling
+        np.savez(path, samples=objects, mu=objects, sigma=np.eye(1), dataset=objects)
+
+
+_NOT_NPZ = {
+    "random bytes": "",
+    "empty": "",
+    "pickled .npy": "",
+    "numeric .npy": ": it is a single .npy array",
+}
+_SAMPLES = "is not a readable .npz of numeric arrays written by `ddgan sample`"
+_STATISTICS = "is not a readable .npz of FID statistics (numeric 'mu' and 'sigma' arrays, as pytorch-fid saves them)"
+
+
+@pytest.mark.parametrize("kind", [*_NOT_NPZ, "object arrays"])
+def test_junk_npz_files_are_refused_saying_what_they_are_not_without_numpy_pickle_advice(tmp_path, kind):
+    path = tmp_path / "junk.npz"
+    _write_junk(path, kind)
+    detail = _NOT_NPZ.get(kind, ": its 'samples' is damaged or holds Python objects")
+    with pytest.raises(EvaluationError) as caught:
+        load_samples_file(path)
+    assert str(caught.value) == f"{path} {_SAMPLES}{detail}"
+    detail = _NOT_NPZ.get(kind, ": its 'mu' is damaged or holds Python objects")
+    with pytest.raises(EvaluationError) as caught:
+        load_reference_file(path)
+    assert str(caught.value) == f"{path} {_STATISTICS}{detail}"
+
+
+def test_a_samples_file_whose_dataset_needs_unpickling_is_refused(tmp_path):
+    path = tmp_path / "samples.npz"
+    np.savez(path, samples=np.zeros((3, 2)), dataset=np.array(["grid25"], dtype=object))
+    with pytest.raises(EvaluationError) as caught:
+        samples_file_dataset(path)
+    assert str(caught.value) == f"{path} {_SAMPLES}: its 'dataset' is damaged or holds Python objects"
+    np.savez(path, samples=np.zeros((3, 2)), dataset=np.array("grid25"))
+    assert samples_file_dataset(path) == "grid25"
+
+
+def test_statistics_that_are_not_numbers_are_refused(tmp_path):
+    path = tmp_path / "stats.npz"
+    np.savez(path, mu=np.array(["a", "b"]), sigma=np.eye(2))
+    with pytest.raises(EvaluationError) as caught:
+        load_reference_file(path)
+    assert str(caught.value) == f"{path} {_STATISTICS}: its 'mu' holds <U1, not numbers"
 
 
 def test_point_scores_render_as_a_table():

@@ -16,6 +16,7 @@ time goes: torch.profiler's kernel records, summed by ddgan_core.benchmark.kerne
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -25,12 +26,20 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from backends.torch_cuda.compile import check_compile_mode, use_fast_cuda_kernels
-from backends.torch_cuda.entry import pick_device
+from backends.torch_cuda.compile import COMPILE_MODES, use_fast_cuda_kernels
+from backends.torch_cuda.entry import busy_cores, idle_cpu_threads, pick_device
 from backends.torch_cuda.fast_sampling import FastSampler
 from backends.torch_cuda.networks import build_generator
 from backends.torch_cuda.trainer import TorchTrainer, sample_with
-from ddgan_core.benchmark import KernelBreakdown, Measurement, kernel_breakdown, process_peak_rss_bytes, training_batch
+from ddgan_core.benchmark import (
+    CpuLoad,
+    KernelBreakdown,
+    Measurement,
+    cpu_load,
+    kernel_breakdown,
+    process_peak_rss_bytes,
+    training_batch,
+)
 from ddgan_core.config import PRECISIONS, Config
 from ddgan_core.errors import DDGANError
 
@@ -74,6 +83,15 @@ def device_peak_flops(device: torch.device, precision: str) -> float | None:
         if fragment in name:
             return peaks.get(precision)
     return None
+
+
+def load_at_start(device: torch.device) -> CpuLoad | None:
+    """On the CPU: how busy other processes keep the cores now, before the benchmark's own work
+    (measured as training measures it, so its warning names the thread count training would use)."""
+    if device.type != "cpu":
+        return None
+    threads, busy = torch.get_num_threads(), busy_cores()
+    return cpu_load(threads, busy, idle_cpu_threads(threads, os.cpu_count() or 1, busy))
 
 
 def _synchronize(device: torch.device) -> None:
@@ -202,8 +220,9 @@ def bench_sample(
     adds the kernel times of one more batch (`profile_kernels`), after the timed ones.
     """
     dev = bench_device(device, precision)
-    if fast and compile_mode is not None:
-        check_compile_mode(compile_mode)
+    if fast and compile_mode is not None and compile_mode not in COMPILE_MODES:
+        raise DDGANError(f"unknown --compile-mode '{compile_mode}' (known: {', '.join(COMPILE_MODES)}, none)")
+    load = load_at_start(dev)
     run = make_sampler(config, batch_size, steps, dev, precision)
     flops_per_image = count_flops(run) / batch_size
     if fast:
@@ -211,7 +230,7 @@ def bench_sample(
     _reset_peak_memory(dev)
     seconds = time_runs(run, dev, warmup, repeats)
     return Measurement(seconds, peak_memory_bytes(dev), device_description(dev), flops_per_image,
-                       device_peak_flops(dev, precision), profile_kernels(run, dev) if profile else None)
+                       device_peak_flops(dev, precision), profile_kernels(run, dev) if profile else None, load)
 
 
 def bench_train(
@@ -221,6 +240,7 @@ def bench_train(
     """Training speed: seconds per iteration on `training_batch` (the protocol: ddgan_core.benchmark).
     `profile` adds the kernel times of one more iteration (the next step: R1 only if due)."""
     dev = bench_device(device, precision)
+    load = load_at_start(dev)
     config, batch = training_batch(config, batch_size, precision=precision)
     trainer = TorchTrainer(config, dev)
     step = iter(range(10**9))
@@ -231,4 +251,4 @@ def bench_train(
     _reset_peak_memory(dev)
     seconds = time_runs(run, dev, warmup, repeats)
     return Measurement(seconds, peak_memory_bytes(dev), device_description(dev),
-                       kernels=profile_kernels(run, dev) if profile else None)
+                       kernels=profile_kernels(run, dev) if profile else None, cpu_load=load)

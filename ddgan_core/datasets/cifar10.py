@@ -71,21 +71,23 @@ def load(data_dir: Path, *, resolution: int, split: str, download: bool, seed: i
     if folder.is_dir():
         batches = list(_read_folder(folder, BATCHES[split]))
     else:
-        if not archive.is_file():
+        downloaded = not archive.is_file()
+        if downloaded:
             if not download:
                 raise DatasetError(
                     f"CIFAR-10 not found in {data_dir}: put {ARCHIVE_NAME} (from {URL}) or its "
                     f"extracted {FOLDER_NAME}/ there (`ddgan train --download` fetches it)"
                 )
-            download_archive(data_dir)
-        elif file_md5(archive) != MD5:
+            download_archive(data_dir)  # kept only if its MD5 is the published one
+        batches = list(_read_archive(archive, BATCHES[split]))
+        # Only now, with every batch read and checked, may a checksum mismatch be let pass.
+        if not downloaded and file_md5(archive) != MD5:
             warnings.warn(
                 f"{archive} does not match the published MD5 {MD5}; using it because every batch "
                 "passed the format checks",
                 DatasetWarning,
                 stacklevel=3,
             )
-        batches = list(_read_archive(archive, BATCHES[split]))
     images = np.concatenate([data for data, _ in batches]).reshape(-1, 3, SIDE, SIDE)
     labels = np.concatenate([labels for _, labels in batches])
     return ImageDataset("cifar10", resize_images(images, resolution), labels)
@@ -217,8 +219,22 @@ def _readiness(data_dir: Path) -> tuple[bool, str]:
             return False, f"{folder} lacks {', '.join(missing)}"
         return True, "extracted folder found"
     if archive.is_file():
+        problem = _archive_problem(archive)
+        if problem is not None:
+            return False, f"archive {problem}; download it again"
         return True, "archive found (checked when loaded)"
     return False, "not found: put the archive there, or train with --download"
+
+
+def _archive_problem(archive: Path) -> str | None:
+    """Why `archive` is plainly not a gzipped tar, or None; reads only its first tar header, so
+    `ddgan datasets` stays instant (the full MD5 and batch checks wait for loading)."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            first = tar.next()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        return f"is truncated or corrupt ({exc})"
+    return "is an empty tar archive" if first is None else None
 
 
 SPEC = DatasetSpec(
