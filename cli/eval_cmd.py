@@ -33,6 +33,7 @@ from ddgan_core.evaluation import (
     load_reference_file,
     load_samples_file,
     samples_file_dataset,
+    samples_file_steps,
     metric_family,
     reference_statistics,
     to_uint8_nchw,
@@ -59,6 +60,7 @@ class _Source:
         if samples is not None:
             self.stored = load_samples_file(samples)
             self.stored_dataset = samples_file_dataset(samples)
+            self.stored_steps = samples_file_steps(samples)
             self.name = str(samples)
             return
         run_dir = (RunDir.existing(run) if run is not None
@@ -238,7 +240,7 @@ def evaluate(
     directory = data_dir or (source.config.data.data_dir if source.config is not None else "./data")
     scores, notes = _score(family, source, name, count, steps, seed, directory, inception_weights, ref)
     settings = {"backend": backend if source.config is not None else None, "n": count if source.stored is None else len(source.stored),
-                "steps": steps, "seed": seed}
+                "steps": steps if source.stored is None else source.stored_steps, "seed": seed}
     report = EvalReport(name, source.name, settings, scores, tuple(notes))
     if as_json:
         typer.echo(json.dumps(report.to_json()))

@@ -618,6 +618,15 @@ def samples_file_dataset(path: pathlib.Path) -> str | None:
     return str(name) if name is not None and name.ndim == 0 and name.dtype.kind == "U" else None
 
 
+def samples_file_steps(path: pathlib.Path) -> int | None:
+    """The K of the chain that drew a samples file (`ddgan sample` records it), or None (older files,
+    folders of images)."""
+    if path.is_dir():
+        return None
+    steps = _read_npz(path, ("steps",), _SAMPLES_NPZ).get("steps")
+    return int(steps) if steps is not None and steps.ndim == 0 and steps.dtype.kind in "iu" else None
+
+
 def evaluate_samples_1d(samples: np.ndarray, data: GaussianMixture) -> ChainMarginalScores:
     """W1 between stored 1-D samples of x_0 and the data distribution (a samples file has no
     model to draw steps from, so only this part of the denoising test applies)."""

@@ -90,6 +90,13 @@ def test_a_file_from_ddgan_sample_says_what_it_is_of_and_eval_holds_it_to_that(m
     assert json.loads(out)["dataset"] == "grid25" and json.loads(out)["metrics"]["n_modes"] == 25
     code, _, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(samples), "--dataset", "ring8")
     assert code == 2 and f"{samples} holds samples of grid25, not ring8: drop --dataset" in err and err.count("\n") == 1
+    assert json.loads(out)["steps"] == 2  # the run's T = 2, recorded in the file
+    one_step = tmp_path / "k1.npz"
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "--run", grid_run, "-n", "20", "--steps", "1", "--out",
+                          str(one_step), "--device", "cpu")
+    assert code == 0, err
+    code, out, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(one_step), "--json")
+    assert code == 0 and json.loads(out)["steps"] == 1, err  # the K it was drawn with, not "none"
 
 
 def test_eval_of_a_mixture1d_run_prints_per_level_distances_against_both_references(monkeypatch, capsys, line_run):
