@@ -18,7 +18,6 @@ import hashlib
 import math
 import os
 import pathlib
-import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -45,6 +44,7 @@ from ddgan_core.metrics.denoising import (
 )
 from ddgan_core.mixture import GaussianMixture
 from ddgan_core.ops import NumpyOps
+from ddgan_core.output_paths import replaced_atomically
 from ddgan_core.oracle import MixtureOracle
 from ddgan_core.pictures import to_uint8_images
 from ddgan_core.sample_folder import read_sample_folder
@@ -463,24 +463,13 @@ def reference_statistics(
         return load_reference_file(path)
     features, _ = extract_in_chunks(extractor, images)
     mu, sigma = feature_statistics(features)
-    _save_npz_atomically(path, mu=mu, sigma=sigma, features=features, extractor=np.array(extractor.name))
+    with replaced_atomically(path) as partial:  # readers (other processes sharing the cache) see it whole
+        np.savez(partial, mu=mu, sigma=sigma, features=features, extractor=np.array(extractor.name))
     return ReferenceStatistics(mu, sigma, features, str(path), len(features))
 
 
 def _safe_name(label: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)[-80:]
-
-
-def _save_npz_atomically(path: pathlib.Path, **arrays: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=path.stem + ".", suffix=".tmp.npz", dir=path.parent)
-    os.close(handle)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _read_npz(path: pathlib.Path, names: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
