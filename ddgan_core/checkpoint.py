@@ -20,6 +20,7 @@ import numpy as np
 from ddgan_core.config import Config, ConfigError
 from ddgan_core.errors import DDGANError
 from ddgan_core.output_paths import replaced_atomically
+from ddgan_core.rundir import last_checkpoint_fallback
 
 FORMAT = "ddgan-checkpoint-v1"
 GENERATOR, GENERATOR_EMA, DISCRIMINATOR = "generator", "generator_ema", "discriminator"
@@ -109,7 +110,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
             metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {reason})") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {reason})"
+                              f"{last_checkpoint_fallback(path)}") from None
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a ddgan checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
     missing = [key for key in ("step", "config") if key not in metadata]

@@ -1,6 +1,7 @@
 """Run directories (DESIGN 6): config.json, metrics.jsonl, checkpoints/, samples/.
 
-A run directory is never overwritten: training refuses a non-empty one unless it resumes it.
+A run directory is never overwritten: training refuses a non-empty one unless it resumes it. A
+resume rewrites config.json to what the run now trains under, and records itself there.
 """
 
 from __future__ import annotations
@@ -10,13 +11,16 @@ import json
 import os
 import pathlib
 import platform
+import re
 import sys
+from typing import Any
 
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
-from ddgan_core.output_paths import check_output_folder, check_writable_file
+from ddgan_core.output_paths import check_output_folder, check_writable_file, replaced_atomically
 
 RUNS_ROOT = pathlib.Path("runs")
+STEP_CHECKPOINT = re.compile(r"step-(\d+)\.safetensors")
 
 
 class RunDirError(DDGANError):
@@ -61,14 +65,45 @@ class RunDir:
             raise RunDirError(f"run directory {run.path} exists and is not empty: use --resume or another --out")
         run.checkpoints.mkdir(parents=True, exist_ok=True)
         run.samples.mkdir(parents=True, exist_ok=True)
-        record = {
-            "config": config.to_dict(),
-            "backend": backend,
-            "versions": {"python": sys.version.split()[0], "platform": platform.platform(), **versions},
-            "created": datetime.datetime.now().isoformat(timespec="seconds"),
-        }
-        run.config_path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+        record = {**_trained_with(config, backend, versions), "created": _now()}
+        run._write_record(record)
         return run
+
+    @classmethod
+    def create_unique(cls, path: pathlib.Path, config: Config, backend: str, versions: dict[str, str]) -> "RunDir":
+        """Start a new run at `path`, or at the first free `path`-2, `path`-3, ...: for a name the
+        user did not choose. Each is claimed by creating it (atomic: mkdir fails on one that
+        exists, even empty), so runs launched in the same second never share a directory."""
+        check_output_folder(path.parent)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        candidate, number = path, 1
+        while True:
+            try:
+                candidate.mkdir()
+            except FileExistsError:
+                number += 1
+                candidate = path.with_name(f"{path.name}-{number}")
+                continue
+            return cls.create(candidate, config, backend, versions)
+
+    def record_resume(self, config: Config, backend: str, versions: dict[str, str], from_step: int) -> None:
+        """Rewrite config.json (atomically) for a resume from `from_step`: the configuration,
+        backend and versions the run now trains under, and, appended to its "resumes" list, the
+        step, backend, time and every value that changed ([before, after]: config keys as
+        `section.key`, `backend`, `versions.<name>`), so the history can be read back.
+        The file keeps its time: `newest_run` goes by when runs were created."""
+        record = self.record()
+        now = json.loads(json.dumps(_trained_with(config, backend, versions)))  # as JSON stores it
+        changes = differences(_as_changed(record), _as_changed(now))
+        resume = {"from_step": from_step, "backend": backend, "changes": changes, "time": _now()}
+        resumes = record.get("resumes") if isinstance(record.get("resumes"), list) else []
+        times = self.config_path.stat()
+        self._write_record({**record, **now, "resumes": [*resumes, resume]})
+        os.utime(self.config_path, ns=(times.st_atime_ns, times.st_mtime_ns))
+
+    def _write_record(self, record: dict[str, Any]) -> None:
+        with replaced_atomically(self.config_path) as partial:
+            partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
     def remove_if_never_started(self) -> None:
         """Remove a new run that failed before logging or checkpointing anything: it holds only
@@ -95,15 +130,26 @@ class RunDir:
             raise RunDirError(f"{run.path} is not a run directory (no config.json)")
         return run
 
-    def config(self) -> Config:
-        """The run's configuration, as config.json records it; a file that is not one is a one-line error."""
+    def record(self) -> dict[str, Any]:
+        """config.json as it is stored; a file that is not a run's is a one-line error."""
         try:
             record = json.loads(self.config_path.read_text(errors="replace"))
         except json.JSONDecodeError as exc:
             raise RunDirError(f"{self.config_path} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
         if not isinstance(record, dict) or not isinstance(record.get("config"), dict):
             raise RunDirError(f"{self.config_path} holds no 'config' object: it is not a run's config.json")
-        return Config.from_dict(record["config"])
+        return record
+
+    def config(self) -> Config:
+        """The run's configuration, as config.json records it; a file that is not one is a one-line error."""
+        return Config.from_dict(self.record()["config"])
+
+    def newest_step_checkpoint(self) -> pathlib.Path | None:
+        """The periodic checkpoint (checkpoints/step-N.safetensors) of the highest step, if any."""
+        if not self.checkpoints.is_dir():
+            return None
+        steps = {int(m[1]): path for path in self.checkpoints.iterdir() if (m := STEP_CHECKPOINT.fullmatch(path.name))}
+        return steps[max(steps)] if steps else None
 
     def log(self, record: dict) -> None:
         with self.metrics_path.open("a") as handle:
@@ -132,6 +178,53 @@ class RunDir:
             return []
         records = (_record(line) for line in self.metrics_path.read_text(errors="replace").splitlines())
         return [record for record in records if record is not None]
+
+
+def _now() -> str:
+    return datetime.datetime.now().isoformat(timespec="seconds")
+
+
+def _trained_with(config: Config, backend: str, versions: dict[str, str]) -> dict[str, Any]:
+    """What config.json says a run trains under: configuration, backend and versions."""
+    return {"config": config.to_dict(), "backend": backend,
+            "versions": {"python": sys.version.split()[0], "platform": platform.platform(), **versions}}
+
+
+def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one dict of dotted keys: {"train": {"seed": 0}} -> {"train.seed": 0}."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _as_changed(record: dict[str, Any]) -> dict[str, Any]:
+    """A config.json record's configuration, backend and versions as one dict, so that `differences`
+    names config keys as `section.key` (as RESUME_CHANGES does), then `backend`, `versions.<name>`."""
+    return {**(record.get("config") or {}), "backend": record.get("backend"), "versions": record.get("versions") or {}}
+
+
+def differences(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list]:
+    """{key: [before, after]} for each dotted key whose value differs (None where one lacks it), in
+    the order of `before`'s keys, then `after`'s new ones."""
+    before, after = _flat(before), _flat(after)
+    keys = [*before, *(key for key in after if key not in before)]
+    return {key: [before.get(key), after.get(key)] for key in keys if before.get(key) != after.get(key)}
+
+
+def last_checkpoint_fallback(path: pathlib.Path) -> str:
+    """For an unreadable `path`: if it is a run's last checkpoint and the run has periodic ones,
+    a clause naming the newest and how to use it (else ""), so a corrupt last.safetensors does
+    not hide the run's intact earlier checkpoints."""
+    run = RunDir(path.parent.parent)
+    newest = run.newest_step_checkpoint() if path == run.last_checkpoint and run.config_path.is_file() else None
+    if newest is None:
+        return ""
+    return (f"; the run's newest periodic checkpoint is {newest}: sample it with --checkpoint {newest}, "
+            f"or resume from it by copying it over {path}")
 
 
 def _record(line: str) -> dict | None:

@@ -15,12 +15,12 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 from rich.console import Console
 
-from ddgan_core.checkpoint import Checkpoint, load_checkpoint
+from ddgan_core.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 from ddgan_core.config import Config, ConfigError, apply_overrides, fit_to_data, resolve_key
 from ddgan_core.datasets import Dataset, batch_stream, index_stream, load_dataset
 from ddgan_core.errors import DDGANError
 from ddgan_core.run_checks import check_training_config
-from ddgan_core.rundir import RunDir, default_run_path, newest_run
+from ddgan_core.rundir import RunDir, default_run_path, differences, newest_run
 from ddgan_core.training_loop import BackendTrainer, run_training
 
 
@@ -67,6 +67,20 @@ def resumed_config(own: Config, changes: Sequence[str]) -> Config:
     return apply_overrides(own, changes)
 
 
+def check_checkpoint_of_run(run: RunDir, checkpoint: Checkpoint) -> None:
+    """Refuse a last checkpoint whose configuration differs from the run's config.json in a key a
+    resume cannot change: one copied in from another run would otherwise go on training inside
+    this one. (A resume rewrites config.json, so a run's own checkpoint always passes.)"""
+    changed = differences(run.config().to_dict(), checkpoint.config.to_dict())
+    differ = [key for key in changed if key not in RESUME_CHANGES]
+    if differ:
+        key, more = differ[0], len(differ) - 1
+        own, found = changed[key]
+        others = f" ({more} more key{'s differ' if more > 1 else ' differs'})" if more else ""
+        raise CheckpointError(f"{checkpoint.path} is not this run's checkpoint: its {key} is {found!r} where "
+                              f"{run.config_path} has {own!r}{others}; resume the run it came from instead")
+
+
 def per_rank_batch(batch_size: int, world_size: int) -> int:
     """Each process's share of the global batch."""
     if batch_size % world_size:
@@ -96,6 +110,8 @@ def train_session(
     only by `resume_changes` (RESUME_CHANGES). `check_backend` refuses settings the backend cannot
     train with (on the configuration actually used, before anything is written), and
     `device_batches` lets a backend serve the batches from its device memory (same order, same data).
+    A resume refuses a last checkpoint that is not the run's own, and rewrites config.json to the
+    configuration, backend and versions it goes on with, recording the resume there.
     """
     if world_size > 1 and out is None:
         raise DDGANError("multi-process training needs an explicit --out RUN_DIR shared by every process")
@@ -104,6 +120,7 @@ def train_session(
         run = RunDir.existing(out) if out is not None else newest_run(hint="pass --out RUN_DIR")
         if run.last_checkpoint.is_file():
             checkpoint = load_checkpoint(run.last_checkpoint)
+            check_checkpoint_of_run(run, checkpoint)
             config = resumed_config(checkpoint.config, resume_changes)
         else:
             config = resumed_config(run.config(), resume_changes)
@@ -119,13 +136,15 @@ def train_session(
         check_backend(config)
     batch = per_rank_batch(config.train.batch_size, world_size)
     trainer = make_trainer(config)  # before the run directory: a trainer that cannot be built leaves none
-    if not resume:
-        path = out if out is not None else default_run_path(config)
-        run = RunDir.create(path, config, backend, versions) if rank == 0 else RunDir(path)
+    if not resume and out is not None:  # every process names it (several must, above): rank 0 creates it
+        run = RunDir.create(out, config, backend, versions) if rank == 0 else RunDir(out)
+    elif not resume:  # one process: the default name, or the first free one after it
+        run = RunDir.create_unique(default_run_path(config), config, backend, versions)
     start = checkpoint.step if checkpoint is not None else 0
     if checkpoint is not None:
         trainer.load_state(checkpoint)
     if resume and rank == 0:
+        run.record_resume(config, backend, versions, start)
         run.truncate_metrics(start)
         note = "" if checkpoint is not None else " (it stopped before its first checkpoint)"
         Console(stderr=True).print(f"resuming {run.path} from step {start}{note}", highlight=False, markup=False, soft_wrap=True)

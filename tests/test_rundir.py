@@ -7,7 +7,7 @@ import pytest
 from ddgan_core.config import preset
 from ddgan_core.errors import DDGANError
 from ddgan_core.output_paths import check_output_folder
-from ddgan_core.rundir import RunDir, RunDirError, check_output_file, newest_run
+from ddgan_core.rundir import RunDir, RunDirError, check_output_file, last_checkpoint_fallback, newest_run
 
 
 def _run(root, name: str, when: float, checkpoint: bool) -> RunDir:
@@ -112,3 +112,28 @@ def test_a_broken_config_json_is_a_one_line_error(tmp_path, text, message):
     with pytest.raises(RunDirError, match=message) as info:
         RunDir.existing(tmp_path).config()
     assert "\n" not in str(info.value)
+
+
+def test_a_default_name_that_is_taken_by_anything_goes_to_the_next_free_one(tmp_path):
+    path = tmp_path / "runs" / "grid25-toy2d-20260101-000000"
+    path.parent.mkdir()
+    path.write_text("a file of the user's")
+    path.with_name(path.name + "-2").mkdir()  # empty: claimed by a launch that has not written to it yet
+    made = [RunDir.create_unique(path, preset("tiny"), "torch", {}).path.name for _ in range(2)]
+    assert made == [path.name + "-3", path.name + "-4"]
+    assert path.read_text() == "a file of the user's" and not any(path.with_name(path.name + "-2").iterdir())
+
+
+def test_a_runs_newest_periodic_checkpoint_goes_by_step_and_is_named_only_for_its_last_checkpoint(tmp_path):
+    run = RunDir.create(tmp_path / "run", preset("tiny"), "torch", {})
+    assert run.newest_step_checkpoint() is None and last_checkpoint_fallback(run.last_checkpoint) == ""
+    for name in ("step-9999999.safetensors", "step-10000000.safetensors", "step-20000000.123.tmp.safetensors"):
+        (run.checkpoints / name).write_bytes(b"")  # the last: a partial file of an interrupted save
+    newest = run.checkpoints / "step-10000000.safetensors"
+    assert run.newest_step_checkpoint() == newest
+    assert last_checkpoint_fallback(run.last_checkpoint) == (
+        f"; the run's newest periodic checkpoint is {newest}: sample it with --checkpoint {newest}, "
+        f"or resume from it by copying it over {run.last_checkpoint}")
+    assert last_checkpoint_fallback(newest) == ""  # a periodic one is no run's last
+    (tmp_path / "copy" / "checkpoints").mkdir(parents=True)  # a run's layout, but no run (no config.json)
+    assert last_checkpoint_fallback(tmp_path / "copy" / "checkpoints" / "last.safetensors") == ""

@@ -354,6 +354,8 @@ def test_training_stops_on_a_non_finite_loss_and_keeps_the_last_good_checkpoint(
     good = load_checkpoint(run.last_checkpoint).tensors
     blown = dataclasses.replace(config, train=dataclasses.replace(config.train, lr_g=1e30, lr_d=1e30, cosine_lr=False))
     save_checkpoint(run.last_checkpoint, good, step=2, config=blown, extra={"optimizer_step": 2})
+    record = run.record()  # the run's own configuration blows up too (a resume refuses another run's checkpoint)
+    run.config_path.write_text(json.dumps({**record, "config": blown.to_dict()}))
     with pytest.raises(TrainingDiverged, match=f"non-finite.*; stopped, last good checkpoint kept in {run.checkpoints}$"):
         entry.train(blown, tmp_path / "nan", True, device="cpu", show_progress=False)
     after = load_checkpoint(run.last_checkpoint)
