@@ -105,18 +105,19 @@ class RunDir:
         with replaced_atomically(self.config_path) as partial:
             partial.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 
-    def remove_if_never_started(self) -> None:
+    def remove_if_never_started(self) -> bool:
         """Remove a new run that failed before logging or checkpointing anything: it holds only
         what `create` wrote. Anything else in it (a log line, a checkpoint, a file of the user's)
-        keeps the directory as it is."""
+        keeps the directory as it is. Returns whether it was removed."""
         created = {self.config_path.name, self.checkpoints.name, self.samples.name}
         if not self.path.is_dir() or {entry.name for entry in self.path.iterdir()} - created:
-            return
+            return False
         if any(self.checkpoints.iterdir()) or any(self.samples.iterdir()):
-            return
+            return False
         self.config_path.unlink(missing_ok=True)
         for folder in (self.checkpoints, self.samples, self.path):
             folder.rmdir()  # empty: checked above
+        return True
 
     def wrote(self, path: pathlib.Path) -> bool:
         """Whether `path` (absolute, as this run's path is) is one of the files training writes here."""

@@ -21,7 +21,7 @@ from ddgan_core.datasets import Dataset, batch_stream, index_stream, load_datase
 from ddgan_core.errors import DDGANError
 from ddgan_core.run_checks import check_training_config
 from ddgan_core.rundir import RunDir, default_run_path, differences, newest_run
-from ddgan_core.training_loop import BackendTrainer, run_training
+from ddgan_core.training_loop import BackendTrainer, TrainingProgress, run_training
 
 
 class ResumableTrainer(BackendTrainer, Protocol):
@@ -154,12 +154,27 @@ def train_session(
         stream = device_batches(config, dataset, index_stream(len(dataset), batch, **order))
     if stream is None:
         stream = batch_stream(dataset, batch, random_flip=config.data.random_flip, **order)
+    progress = TrainingProgress()
     try:
         run_training(trainer, config, run if rank == 0 else None, stream, start_step=start, stop_at=stop_at,
                      mixture=dataset.mixture, is_image=dataset.is_image,
-                     show_progress=show_progress)
-    except BaseException:
-        if not resume and rank == 0:
-            run.remove_if_never_started()
+                     show_progress=show_progress, progress=progress)
+    except BaseException as stopped:
+        removed = not resume and rank == 0 and run.remove_if_never_started()
+        if rank == 0 and isinstance(stopped, (KeyboardInterrupt, SystemExit)):  # Ctrl-C, SIGTERM
+            Console(stderr=True).print(stopped_note(run, config, progress, removed), highlight=False, markup=False,
+                                       soft_wrap=True)
         raise
     return run
+
+
+def stopped_note(run: RunDir, config: Config, progress: TrainingProgress, removed: bool) -> str:
+    """What a run stopped by a signal keeps, and how to go on: one line for stderr."""
+    where = f"stopped at step {progress.completed} of {config.train.iterations}"
+    if removed:
+        return f"{where}, before anything was logged: {run.path} was removed"
+    resume = f"`ddgan train --resume --out {run.path}`"
+    if progress.saved is None:
+        return (f"{where}; {run.path} has no checkpoint yet (one every {config.train.checkpoint_every} steps), "
+                f"so {resume} starts it again from step 0")
+    return f"{where}; {run.path} keeps its checkpoint of step {progress.saved}: {resume} continues from there"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
 
 import numpy as np
@@ -27,6 +28,15 @@ SAMPLE_COUNT_IMAGES, SAMPLE_COUNT_POINTS = 64, 2000
 
 class TrainingDiverged(DDGANError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass
+class TrainingProgress:
+    """Where a run_training call has got to, for whoever must say so when it stops early (Ctrl-C,
+    SIGTERM): steps completed, and the step the run's last checkpoint holds (None: none yet)."""
+
+    completed: int = 0
+    saved: int | None = None
 
 
 class BackendTrainer(Protocol):
@@ -81,13 +91,18 @@ def run_training(
     mixture: GaussianMixture | None = None,
     is_image: bool = True,
     show_progress: bool = True,
+    progress: TrainingProgress | None = None,
 ) -> dict[str, float]:
     """Train from `start_step` to config.train.iterations (or `stop_at`); returns the last logged scalars.
 
-    `run` is None on ranks other than 0: they train but write nothing.
+    `run` is None on ranks other than 0: they train but write nothing. `progress`, if given, is
+    kept up to date (steps completed, last checkpoint written), also when an exception stops it.
     """
     train = config.train
     end = train.iterations if stop_at is None else min(stop_at, train.iterations)
+    progress = progress if progress is not None else TrainingProgress()
+    progress.completed = start_step
+    progress.saved = start_step if run is not None and run.last_checkpoint.is_file() else None
     last: dict[str, float] = {}
     window_start, window_steps = time.perf_counter(), 0
     with _progress(show_progress and run is not None, start_step, end) as advance:
@@ -95,7 +110,7 @@ def run_training(
             trainer.set_learning_rates(*learning_rates(config, step))
             out = trainer.train_step(to_network_units(next(stream), config), step)
             window_steps += 1
-            done = step + 1
+            done = progress.completed = step + 1
             if done % train.log_every == 0 or done == end:
                 values = trainer.read_scalars(out)
                 bad = [k for k, v in values.items() if not math.isfinite(v)]
@@ -112,6 +127,7 @@ def run_training(
                 _write_samples(trainer, config, run, done, mixture, is_image)
             if run is not None and (done % train.checkpoint_every == 0 or done == end):
                 _write_checkpoint(trainer, config, run, done, periodic=done % train.checkpoint_every == 0)
+                progress.saved = done
             advance(last)
     return last
 

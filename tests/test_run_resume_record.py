@@ -136,3 +136,45 @@ def test_a_corrupt_last_checkpoint_names_the_newest_periodic_one_and_how_to_use_
     shutil.copyfile(newest, run.last_checkpoint)  # the advice works
     _train(run.path, changes=("train.iterations=6",))
     assert load_checkpoint(run.last_checkpoint).step == 6
+
+
+class StoppedAt(StubTrainer):
+    """A StubTrainer whose step `at` (0-based) is interrupted as a signal would: Ctrl-C or SIGTERM."""
+
+    at, signal = 2, KeyboardInterrupt()
+
+    def train_step(self, batch: np.ndarray, step: int) -> dict[str, float]:
+        if step == self.at:
+            raise self.signal
+        return super().train_step(batch, step)
+
+
+@pytest.mark.parametrize("signal", [KeyboardInterrupt(), SystemExit(143)])
+def test_a_run_stopped_by_a_signal_says_which_step_it_keeps_and_how_to_go_on(tmp_path, capsys, monkeypatch, signal):
+    monkeypatch.setattr(StoppedAt, "signal", signal)
+    out = tmp_path / "run"
+    with pytest.raises(type(signal)) as stopped:
+        train_session(_config(iterations=6), StoppedAt, backend="stub", versions={}, out=out, show_progress=False)
+    assert stopped.value is signal  # re-raised as it came: SIGTERM's exit status stays 143
+    assert capsys.readouterr().err.strip() == (
+        f"stopped at step 2 of 6; {out} keeps its checkpoint of step 2: `ddgan train --resume --out {out}` continues from there")
+    assert load_checkpoint(RunDir(out).last_checkpoint).step == 2
+    monkeypatch.setattr(StoppedAt, "at", 3)  # resumed from step 2, stopped after one more: still step 2's checkpoint
+    with pytest.raises(type(signal)):
+        train_session(None, StoppedAt, backend="stub", versions={}, out=out, resume=True, show_progress=False)
+    assert capsys.readouterr().err.strip().endswith(f"stopped at step 3 of 6; {out} keeps its checkpoint of step 2: "
+                                                   f"`ddgan train --resume --out {out}` continues from there")
+
+
+def test_a_run_stopped_before_a_checkpoint_or_a_log_line_says_what_is_left(tmp_path, capsys, monkeypatch):
+    sparse = apply_overrides(_config(iterations=6), ["checkpoint_every=1000"])
+    with pytest.raises(KeyboardInterrupt):
+        train_session(sparse, StoppedAt, backend="stub", versions={}, out=tmp_path / "a", show_progress=False)
+    assert capsys.readouterr().err.strip() == (
+        f"stopped at step 2 of 6; {tmp_path / 'a'} has no checkpoint yet (one every 1000 steps), so "
+        f"`ddgan train --resume --out {tmp_path / 'a'}` starts it again from step 0")
+    monkeypatch.setattr(StoppedAt, "at", 0)
+    with pytest.raises(KeyboardInterrupt):
+        train_session(sparse, StoppedAt, backend="stub", versions={}, out=tmp_path / "b", show_progress=False)
+    assert capsys.readouterr().err.strip() == f"stopped at step 0 of 6, before anything was logged: {tmp_path / 'b'} was removed"
+    assert not (tmp_path / "b").exists()

@@ -342,6 +342,7 @@ def test_sigterm_and_ctrl_c_stop_training_like_an_exception_and_leave_no_partial
     assert process.returncode == 128 + signum, err
     assert "Traceback" not in err and out == ""
     assert (err.rstrip().endswith("interrupted")) == (name == "SIGINT")
+    assert "stopped at step " in err and "ddgan train --resume --out run" in err  # what is kept, how to go on
     assert not [p.name for p in (tmp_path / "run/checkpoints").iterdir() if ".tmp" in p.name]
     assert load_checkpoint(tmp_path / "run/checkpoints/last.safetensors").step >= 1
 
