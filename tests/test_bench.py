@@ -228,7 +228,7 @@ def test_only_a_cpu_benchmark_records_the_cpu_load():
     "args, message",
     [
         (["sample", "--preset", "tiny", "--device", "cpu", "--fast", "--compile-mode", "foo"],
-         "unknown --compile-mode 'foo' (known: default, max-autotune-no-cudagraphs, none)"),
+         "unknown compile mode 'foo' (known: default, max-autotune-no-cudagraphs, none)"),
         (["sample", "--preset", "tiny", "--protocol", "paper", "--batch-size", "8"], "batches of 100"),
         (["sample", "--preset", "tiny", "--device", "cpu", "--precision", "bf16"], "needs a CUDA device"),
         (["sample", "--preset", "imagenet"], "unknown preset"),

@@ -26,7 +26,7 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
-from backends.torch_cuda.compile import COMPILE_MODES, use_fast_cuda_kernels
+from backends.torch_cuda.compile import check_compile_mode, use_fast_cuda_kernels
 from backends.torch_cuda.entry import busy_cores, idle_cpu_threads, pick_device
 from backends.torch_cuda.fast_sampling import FastSampler
 from backends.torch_cuda.networks import build_generator
@@ -220,8 +220,8 @@ def bench_sample(
     adds the kernel times of one more batch (`profile_kernels`), after the timed ones.
     """
     dev = bench_device(device, precision)
-    if fast and compile_mode is not None and compile_mode not in COMPILE_MODES:
-        raise DDGANError(f"unknown --compile-mode '{compile_mode}' (known: {', '.join(COMPILE_MODES)}, none)")
+    if fast and compile_mode is not None:
+        check_compile_mode(compile_mode, also=("none",))  # `--compile-mode none` arrives here as None
     load = load_at_start(dev)
     run = make_sampler(config, batch_size, steps, dev, precision)
     flops_per_image = count_flops(run) / batch_size

@@ -26,9 +26,12 @@ from ddgan_core.errors import DDGANError
 COMPILE_MODES = ("default", "max-autotune-no-cudagraphs")
 
 
-def check_compile_mode(mode: str) -> str:
-    if mode not in COMPILE_MODES:
-        raise DDGANError(f"unknown compile mode '{mode}' (known: {', '.join(COMPILE_MODES)})")
+def check_compile_mode(mode: str, also: tuple[str, ...] = ()) -> str:
+    """`mode` if TorchInductor knows it (or it is one of `also`, a caller's own words such as bench's
+    "none"), else a one-line error listing every mode the caller accepts."""
+    known = (*COMPILE_MODES, *also)
+    if mode not in known:
+        raise DDGANError(f"unknown compile mode '{mode}' (known: {', '.join(known)})")
     return mode
 
 
