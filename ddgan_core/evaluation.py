@@ -47,7 +47,7 @@ from ddgan_core.ops import NumpyOps
 from ddgan_core.output_paths import replaced_atomically
 from ddgan_core.oracle import MixtureOracle
 from ddgan_core.pictures import to_uint8_images
-from ddgan_core.sample_folder import read_sample_folder
+from ddgan_core.sample_folder import read_sample_folder, read_sample_record
 from ddgan_core.sampling import chain_levels, gather_batches, sample_chain
 from ddgan_core.schedule import Schedule
 
@@ -599,19 +599,21 @@ def load_samples_file(path: pathlib.Path) -> np.ndarray:
 
 
 def samples_file_dataset(path: pathlib.Path) -> str | None:
-    """The dataset a samples file says it is of (`ddgan sample` records it), or None (older files,
-    folders of images)."""
+    """The dataset a samples file or folder says it is of (`ddgan sample` records it), or None
+    (older files, folders of others' images)."""
     if path.is_dir():
-        return None
+        name = read_sample_record(path).get("dataset")
+        return name if isinstance(name, str) else None
     name = _read_npz(path, ("dataset",), _SAMPLES_NPZ).get("dataset")
     return str(name) if name is not None and name.ndim == 0 and name.dtype.kind == "U" else None
 
 
 def samples_file_steps(path: pathlib.Path) -> int | None:
-    """The K of the chain that drew a samples file (`ddgan sample` records it), or None (older files,
-    folders of images)."""
+    """The K of the chain that drew a samples file or folder (`ddgan sample` records it), or None
+    (older files, folders of others' images)."""
     if path.is_dir():
-        return None
+        steps = read_sample_record(path).get("steps")
+        return steps if isinstance(steps, int) and not isinstance(steps, bool) else None
     steps = _read_npz(path, ("steps",), _SAMPLES_NPZ).get("steps")
     return int(steps) if steps is not None and steps.ndim == 0 and steps.dtype.kind in "iu" else None
 

@@ -7,11 +7,15 @@ in memory together. The images are the pixels `ddgan eval` scores: data units [-
 uint8 as `pictures.to_uint8_images` does. They go into a temporary folder beside DIR that is renamed
 to DIR once complete, so a folder under DIR's name always holds every sample asked for (an FID of
 an interrupted run's first 30,000 images cannot be taken for the protocol's 50,000 by mistake).
-`ddgan eval --samples DIR` reads such a folder back, or any folder of same-sized images.
+The folder also holds `ddgan_samples.json`, how they were drawn (dataset, T, K, seed, count), so
+`ddgan eval --samples DIR` knows what they are of and that none went missing, as it does for an .npz;
+FID tools read image files only. `ddgan eval` reads such a folder back, or any folder of same-sized
+images (without a record, `--dataset` says what they are of).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -29,6 +33,7 @@ from ddgan_core.pictures import to_uint8_images
 PNG_THREADS = min(8, os.cpu_count() or 1)  # Pillow releases the GIL to encode and decode, so threads run in parallel
 PNG_COMPRESS_LEVEL = 1  # zlib's fastest: 1.6x Pillow's default 6 at 256 px, for files 8% larger (benchmarks/RESULTS.md)
 READ_CHUNK = 1000  # images decoded at a time when reading a folder back
+RECORD_NAME = "ddgan_samples.json"  # how the folder's samples were drawn: {"dataset", "timesteps", "steps", "seed", "count"}
 
 
 def names_folder(out: pathlib.Path) -> bool:
@@ -43,9 +48,11 @@ def check_sample_folder(out: pathlib.Path) -> None:
         raise DDGANError(f"--out {out} is a folder that holds files already: name a new or empty folder")
 
 
-def write_sample_folder(out: pathlib.Path, batches: Iterable[np.ndarray], n: int) -> pathlib.Path:
+def write_sample_folder(out: pathlib.Path, batches: Iterable[np.ndarray], n: int,
+                        record: dict[str, str | int] | None = None) -> pathlib.Path:
     """n images, from batches of NCHW floats in [-1, 1], as n PNG files in the folder `out`
-    (created; it must not exist or be empty), named by their index, zero-padded to 6 digits or more."""
+    (created; it must not exist or be empty), named by their index, zero-padded to 6 digits or more,
+    and `record` (how they were drawn) with their count as RECORD_NAME."""
     from PIL import Image
 
     check_sample_folder(out)
@@ -72,6 +79,7 @@ def write_sample_folder(out: pathlib.Path, batches: Iterable[np.ndarray], n: int
                 saved.result()
         if written != n:
             raise DDGANError(f"expected {n} samples, the sampler gave {written}")
+        (partial / RECORD_NAME).write_text(json.dumps({**(record or {}), "count": n}, indent=1) + "\n")
         if out.is_dir():
             out.rmdir()  # empty, as checked: the complete folder takes its place
         os.replace(partial, out)
@@ -81,14 +89,34 @@ def write_sample_folder(out: pathlib.Path, batches: Iterable[np.ndarray], n: int
     return out
 
 
+def read_sample_record(folder: pathlib.Path) -> dict[str, object]:
+    """The folder's RECORD_NAME as written by `write_sample_folder`, or {} where it has none (a
+    folder of someone else's images); one that is not a JSON object is refused in one line."""
+    path = folder / RECORD_NAME
+    if not path.is_file():
+        return {}
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DDGANError(f"{path} is not a readable record of `ddgan sample` ({exc}): repair or remove it") from None
+    if not isinstance(record, dict):
+        raise DDGANError(f"{path} is not a readable record of `ddgan sample` (not a JSON object): repair or remove it")
+    return record
+
+
 def read_sample_folder(folder: pathlib.Path) -> np.ndarray:
     """Every image under `folder` (sorted by path, as written), as uint8 NCHW exactly as stored:
-    no crop or resize, greyscale kept as one channel. The images must share one size and mode."""
+    no crop or resize, greyscale kept as one channel. The images must share one size and mode, and
+    number what the folder's record says `ddgan sample` wrote, if it has one."""
     from PIL import Image, UnidentifiedImageError
 
     files = list_images(folder)
     if not files:
         raise DDGANError(f"no images ({' '.join(IMAGE_SUFFIXES)}) under {folder}")
+    count = read_sample_record(folder).get("count")
+    if isinstance(count, int) and count != len(files):
+        raise DDGANError(f"{folder} holds {len(files):,} images but `ddgan sample` wrote {count:,} there "
+                         f"({RECORD_NAME}): some were added or removed; remove that record to score them anyway")
 
     def decode(path: pathlib.Path) -> np.ndarray:
         try:

@@ -93,9 +93,20 @@ def write_sample_stream(
         if len(item_shape(config)) != 3:
             raise DDGANError(f"a folder of PNGs holds images; {config.data.dataset} samples are points: "
                              "write a .png plot or an .npz")
-        return write_sample_folder(out, batches, n)
+        return write_sample_folder(out, batches, n, sample_record(config, steps, seed))
     check_fits(out, n, item_shape(config), available_memory() if available is None else available)
     return write_samples(out, gather_batches(batches, n), config, None, mixture, steps, seed)
+
+
+def sample_record(config: Config, steps: int | None, seed: int | None) -> dict[str, str | int]:
+    """How samples were drawn, as an .npz and a folder of PNGs record it beside them: the `dataset`
+    the model learnt, its `timesteps` T, the `steps` K the chain ran (default T) and the `seed`
+    (when given)."""
+    record: dict[str, str | int] = {"dataset": config.data.dataset, "timesteps": config.diffusion.timesteps,
+                                    "steps": config.diffusion.timesteps if steps is None else steps}
+    if seed is not None:
+        record["seed"] = seed
+    return record
 
 
 def write_samples(
@@ -103,18 +114,14 @@ def write_samples(
     mixture: GaussianMixture | None = None, steps: int | None = None, seed: int | None = None,
 ) -> pathlib.Path:
     """A .png grid (images) or scatter plot (points), or a .npz with `samples` (and `trajectory`)
-    in data units: images in [-1, 1] NCHW, point data in its own units, and how they were drawn:
-    `dataset`, the name of the data the model learnt (so `ddgan eval --samples` scores them
-    against it), `timesteps` T, `steps` K and `seed` (when given). `steps` is the K the chain
-    ran (default T); a plot of K < T steps says so, as it is not the trained chain."""
+    in data units: images in [-1, 1] NCHW, point data in its own units, and `sample_record`'s
+    arrays (so `ddgan eval --samples` scores them against the data the model learnt). A plot of
+    K < T steps says so, as it is not the trained chain."""
     check_output_path(out)
     timesteps = config.diffusion.timesteps
     with replaced_atomically(out) as partial:  # an earlier file of that name survives a failed write
         if out.suffix.lower() == ".npz":
-            arrays = {"samples": samples, "dataset": np.array(config.data.dataset), "timesteps": np.array(timesteps),
-                      "steps": np.array(timesteps if steps is None else steps)}
-            if seed is not None:
-                arrays["seed"] = np.array(seed, dtype=np.int64)
+            arrays = {"samples": samples, **{name: np.array(value) for name, value in sample_record(config, steps, seed).items()}}
             if trajectory is not None:
                 arrays["trajectory"] = trajectory
             np.savez_compressed(partial, **arrays)

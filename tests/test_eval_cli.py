@@ -296,7 +296,8 @@ def test_sample_into_a_folder_writes_the_npz_samples_pixels_batch_by_batch_and_e
     from ddgan_core.evaluation import to_uint8_nchw
     from tests.network_fixtures import visible_generator_checkpoint
 
-    checkpoint = str(visible_generator_checkpoint(preset("tiny"), tmp_path / "g.safetensors"))
+    config = preset("tiny")
+    checkpoint = str(visible_generator_checkpoint(config, tmp_path / "g.safetensors"))
     monkeypatch.setattr(entry, "SAMPLE_BATCH", 2)  # 5 samples: batches of 2, 2 and 1
     for out in ("folder", "s.npz"):
         code, _, err = _ddgan(monkeypatch, capsys, "sample", "--checkpoint", checkpoint, "-n", "5", "--seed", "4",
@@ -306,11 +307,15 @@ def test_sample_into_a_folder_writes_the_npz_samples_pixels_batch_by_batch_and_e
         samples = stored["samples"]
     assert samples.shape == (5, 3, 16, 16) and samples.std() > 0.2
     files = sorted((tmp_path / "folder").iterdir())
-    assert [p.name for p in files] == [f"{i:06d}.png" for i in range(5)]
-    pixels = np.stack([np.asarray(Image.open(p)).transpose(2, 0, 1) for p in files])
+    assert [p.name for p in files] == [f"{i:06d}.png" for i in range(5)] + ["ddgan_samples.json"]
+    pixels = np.stack([np.asarray(Image.open(p)).transpose(2, 0, 1) for p in files[:5]])
     np.testing.assert_array_equal(pixels, to_uint8_nchw(samples))  # the same draws, the same rounding
+    timesteps = config.diffusion.timesteps
+    assert json.loads(files[5].read_text()) == {"dataset": config.data.dataset, "timesteps": timesteps,
+                                                "steps": timesteps, "seed": 4, "count": 5}
     source = _Source(None, tmp_path / "folder", "torch", None)
     np.testing.assert_array_equal(source.draw_images(5, None, 0, "images"), pixels)  # eval scores these pixels
+    assert (source.stored_dataset, source.stored_steps) == (config.data.dataset, timesteps)  # as from the .npz
     code, _, err = _ddgan(monkeypatch, capsys, "sample", "--checkpoint", checkpoint, "-n", "5", "--device", "cpu",
                           "--out", str(tmp_path / "folder"))
     assert code == 2 and "holds files already" in err  # never into a folder of earlier samples

@@ -1,6 +1,7 @@
 """Samples on disk beyond memory: a folder of PNGs written batch by batch and read back exactly,
 batches gathered into one array, and the up-front refusal of outputs that cannot be held."""
 
+import json
 import pathlib
 
 import numpy as np
@@ -9,9 +10,9 @@ from PIL import Image
 
 from cli.train_cmd import named_options, resolve_config
 from ddgan_core.errors import DDGANError
-from ddgan_core.evaluation import load_samples_file, samples_file_dataset, to_uint8_nchw
+from ddgan_core.evaluation import load_samples_file, samples_file_dataset, samples_file_steps, to_uint8_nchw
 from ddgan_core.pictures import GRID_MAX_PIXELS, grid_side, image_grid
-from ddgan_core.sample_folder import read_sample_folder, write_sample_folder
+from ddgan_core.sample_folder import RECORD_NAME, read_sample_folder, write_sample_folder
 from ddgan_core.sample_output import check_fits, check_output_path, write_sample_stream
 from ddgan_core.sampling import gather_batches
 
@@ -28,13 +29,13 @@ def _in_batches(samples: np.ndarray, size: int):
 def test_a_sample_folder_holds_each_image_as_a_png_and_reads_back_pixel_for_pixel(tmp_path, channels):
     samples = _images(7, channels)
     out = write_sample_folder(tmp_path / "samples", _in_batches(samples, 3), 7)
-    assert sorted(p.name for p in out.iterdir()) == [f"{i:06d}.png" for i in range(7)]
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:06d}.png" for i in range(7)] + [RECORD_NAME]
     with Image.open(out / "000004.png") as fifth:
         assert fifth.mode == ("RGB" if channels == 3 else "L") and fifth.size == (8, 8)
     expected = to_uint8_nchw(samples)  # eval's pixels of the same samples held in memory
     np.testing.assert_array_equal(read_sample_folder(out), expected)
     np.testing.assert_array_equal(load_samples_file(out), expected)  # what `eval --samples DIR` scores
-    assert samples_file_dataset(out) is None  # a folder does not say what it is of
+    assert samples_file_dataset(out) is None and samples_file_steps(out) is None  # no record of how they were drawn
     assert [p.name for p in tmp_path.iterdir()] == ["samples"]  # no temporary folder left beside it
 
 
@@ -64,7 +65,7 @@ def test_an_interrupted_or_short_folder_leaves_nothing_under_its_name(tmp_path):
         write_sample_folder(tmp_path / "empty", interrupted(), 6)
     assert [p.name for p in tmp_path.iterdir()] == ["empty"] and list((tmp_path / "empty").iterdir()) == []
     write_sample_folder(tmp_path / "empty", iter([_images(2)]), 2)
-    assert len(list((tmp_path / "empty").iterdir())) == 2
+    assert len(list((tmp_path / "empty").iterdir())) == 3  # two images and the record
 
 
 def test_a_folder_that_holds_files_or_is_a_file_is_refused_before_sampling(tmp_path):
@@ -149,6 +150,27 @@ def test_write_sample_stream_sends_images_to_a_folder_and_refuses_points_there(t
     with pytest.raises(DDGANError, match="more than the 0.0 GiB"):
         write_sample_stream(tmp_path / "y.npz", _in_batches(images, 2), 5, tiny, available=1)
     assert not (tmp_path / "y.npz").exists()
+
+
+def test_a_folder_records_how_its_samples_were_drawn_and_reading_holds_it_to_their_count(tmp_path):
+    tiny = resolve_config("tiny", "cifar10", named_options("cifar10", None, None, None, None, None, None))
+    out = write_sample_stream(tmp_path / "dir", _in_batches(_images(5), 2), 5, tiny, steps=1, seed=9)
+    assert json.loads((out / RECORD_NAME).read_text()) == {
+        "dataset": "cifar10", "timesteps": tiny.diffusion.timesteps, "steps": 1, "seed": 9, "count": 5}
+    assert (samples_file_dataset(out), samples_file_steps(out)) == ("cifar10", 1)  # what eval reports and scores against
+    write_sample_stream(tmp_path / "x.npz", _in_batches(_images(5), 2), 5, tiny, steps=1, seed=9, available=10**9)
+    with np.load(tmp_path / "x.npz") as stored:  # the .npz records the same
+        assert {k: stored[k].item() for k in ("dataset", "timesteps", "steps", "seed")} == {
+            "dataset": "cifar10", "timesteps": tiny.diffusion.timesteps, "steps": 1, "seed": 9}
+    (out / "000003.png").unlink()  # an FID of 4 images is not the 5 asked for
+    with pytest.raises(DDGANError, match=f"holds 4 images but `ddgan sample` wrote 5 there \\({RECORD_NAME}\\)"):
+        read_sample_folder(out)
+    (out / RECORD_NAME).write_text("{not json")
+    with pytest.raises(DDGANError, match="is not a readable record of `ddgan sample`") as refused:
+        samples_file_dataset(out)
+    assert "\n" not in str(refused.value)
+    (out / RECORD_NAME).unlink()  # without a record: anyone's folder of images
+    assert len(read_sample_folder(out)) == 4 and samples_file_dataset(out) is None
 
 
 def test_a_failed_write_leaves_the_earlier_file_of_that_name_whole(tmp_path, monkeypatch):
