@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from ddgan_core.config import Config, item_shape
+from ddgan_core.cpu_cores import busy_cores, idle_cpu_threads
 from ddgan_core.errors import DDGANError
 
 PROTOCOLS = {"default": "median", "paper": "mean"}
@@ -67,6 +68,7 @@ class CpuLoad:
 
     cores: int
     threads: int  # the benchmark's compute threads
+    threads_variable: str  # the environment variable that sets them: OMP_NUM_THREADS (torch), NUM_CPU_THREADS (tinygrad)
     busy_cores: float  # cores other processes kept busy just before the benchmark's work
     idle_threads: int
     load_average: tuple[float, float, float] | None  # os.getloadavg() then (1, 5, 15 min); None where unknown
@@ -78,17 +80,20 @@ class CpuLoad:
         load = f" (1-minute load average {self.load_average[0]:.2f})" if self.load_average is not None else ""
         return (f"other processes kept {self.busy_cores:.1f} of {self.cores} cores busy as the benchmark started{load}; "
                 f"its {self.threads} threads spin while they wait for those cores, so these timings can be many "
-                f"times too slow: run it on an idle machine or with OMP_NUM_THREADS={self.idle_threads}")
+                f"times too slow: run it on an idle machine or with {self.threads_variable}={self.idle_threads}")
 
 
-def cpu_load(threads: int, busy_cores: float, idle_threads: int) -> CpuLoad:
-    """The CpuLoad of this machine now, given the benchmark's threads and the backend's reading of
-    busy cores and of the threads that leaves room for."""
+def cpu_load_now(threads: int, threads_variable: str) -> CpuLoad:
+    """The CpuLoad of this machine now, before a CPU benchmark's own work on `threads` threads (set by
+    the environment variable `threads_variable`), measured as CPU training measures it, so its
+    warning names the thread count training would use."""
+    busy = busy_cores()
     try:
         load: tuple[float, float, float] | None = tuple(round(value, 2) for value in os.getloadavg())
     except OSError:  # not available on this platform
         load = None
-    return CpuLoad(os.cpu_count() or 1, threads, round(busy_cores, 2), idle_threads, load)
+    cores = os.cpu_count() or 1
+    return CpuLoad(cores, threads, threads_variable, round(busy, 2), idle_cpu_threads(threads, cores, busy), load)
 
 
 @dataclass(frozen=True)

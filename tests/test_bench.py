@@ -93,10 +93,10 @@ BUSY_WARNING = ("other processes kept 1.0 of 2 cores busy as the benchmark start
 
 
 def test_a_busy_cpu_is_warned_of_only_when_the_threads_outnumber_the_idle_cores():
-    assert CpuLoad(2, 2, 1.0, 1, (1.25, 0.5, 0.25)).warning() == BUSY_WARNING
-    assert CpuLoad(2, 2, 0.1, 2, (1.25, 0.5, 0.25)).warning() is None  # a lagging load average alone is no warning
-    assert CpuLoad(2, 1, 1.0, 1, (1.25, 0.5, 0.25)).warning() is None  # OMP_NUM_THREADS=1: nothing spins
-    assert CpuLoad(2, 2, 1.0, 1, None).warning() == BUSY_WARNING.replace(" (1-minute load average 1.25)", "")
+    assert CpuLoad(2, 2, "OMP_NUM_THREADS", 1.0, 1, (1.25, 0.5, 0.25)).warning() == BUSY_WARNING
+    assert CpuLoad(2, 2, "OMP_NUM_THREADS", 0.1, 2, (1.25, 0.5, 0.25)).warning() is None  # a lagging load average alone is no warning
+    assert CpuLoad(2, 1, "OMP_NUM_THREADS", 1.0, 1, (1.25, 0.5, 0.25)).warning() is None  # OMP_NUM_THREADS=1: nothing spins
+    assert CpuLoad(2, 2, "OMP_NUM_THREADS", 1.0, 1, None).warning() == BUSY_WARNING.replace(" (1-minute load average 1.25)", "")
 
 
 def test_a_kernel_breakdown_of_nothing_is_refused():
@@ -181,15 +181,15 @@ def test_bench_profile_reports_where_the_time_goes():
 @pytest.fixture
 def two_busy_threads(monkeypatch):
     """A 2-core machine whose other processes keep `busy` cores busy, benched on two threads."""
-    from backends.torch_cuda import bench
+    from ddgan_core import benchmark
 
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
-    monkeypatch.setattr(bench.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(bench.os, "getloadavg", lambda: (1.25, 0.5, 0.25))
+    monkeypatch.setattr(benchmark.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(benchmark.os, "getloadavg", lambda: (1.25, 0.5, 0.25))
 
     def busy(cores: float) -> None:
-        monkeypatch.setattr(bench, "busy_cores", lambda: cores)
+        monkeypatch.setattr(benchmark, "busy_cores", lambda: cores)
 
     yield busy
     torch.set_num_threads(threads)
@@ -203,7 +203,7 @@ def test_bench_on_a_busy_cpu_reports_the_load_and_warns_on_stderr(two_busy_threa
                                  *sizes, "--warmup", "0", "--repeats", "1", "--json"])
     assert result.exit_code == 0, result.output
     assert result.stderr == f"warning: {BUSY_WARNING}\n"
-    assert json.loads(result.stdout)["cpu_load"] == {"cores": 2, "threads": 2, "busy_cores": 1.0, "idle_threads": 1,
+    assert json.loads(result.stdout)["cpu_load"] == {"cores": 2, "threads": 2, "threads_variable": "OMP_NUM_THREADS", "busy_cores": 1.0, "idle_threads": 1,
                                                      "load_average": [1.25, 0.5, 0.25]}
 
 

@@ -34,7 +34,21 @@ def _bench_json(kind: str, *args: str) -> dict:
     for key in ("images_per_s", "seconds_per_100", "peak_memory_bytes"):
         assert payload[key] > 0, key
     assert payload["seconds_per_100"] == pytest.approx(100 / payload["images_per_s"])
+    assert payload["cpu_load"]["threads_variable"] == "NUM_CPU_THREADS"  # the CPU's load as it started, recorded
     return payload
+
+
+def test_a_busy_cpu_is_recorded_with_tinygrad_s_own_thread_count(monkeypatch):
+    from backends.tinygrad import bench
+    from ddgan_core import benchmark
+
+    monkeypatch.setattr(benchmark.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(benchmark, "busy_cores", lambda: 3.0)
+    monkeypatch.setattr(bench.NUM_CPU_THREADS, "value", 4)
+    load = bench.load_at_start("CPU")
+    assert (load.threads, load.idle_threads) == (4, 1)
+    assert load.warning().endswith("run it on an idle machine or with NUM_CPU_THREADS=1")
+    assert bench.load_at_start("CUDA") is None
 
 
 def test_bench_sample_json_echoes_batch_and_steps():

@@ -378,17 +378,6 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0_as_if_nev
     assert resumed.step == 4 and all(np.array_equal(resumed.tensors[k], uninterrupted.tensors[k]) for k in uninterrupted.tensors)
 
 
-@pytest.mark.parametrize(("default", "cores", "busy", "expected"), [
-    (2, 2, 0.1, 2),  # idle 2-core machine: both cores
-    (2, 2, 1.2, 1),  # another process holds a core: one thread, no spinning
-    (2, 2, 2.0, 1),  # all busy: still one
-    (1, 2, 0.0, 1),  # OMP_NUM_THREADS=1 is respected
-    (16, 16, 5.6, 10),
-])
-def test_cpu_training_uses_only_idle_cores(default, cores, busy, expected):
-    assert entry.idle_cpu_threads(default, cores, busy) == expected
-
-
 def test_device_names_are_checked_in_one_line_before_any_cuda_call(monkeypatch):
     from ddgan_core.errors import DDGANError
 
@@ -413,15 +402,6 @@ def test_one_process_trains_on_the_gpu_asked_for_and_a_torchrun_rank_on_its_loca
     assert entry.training_device(torch.device("cuda"), alone) == torch.device("cuda", 3)
     assert entry.training_device(torch.device("cuda"), Distributed(5, 8, 1)) == torch.device("cuda", 1)
     assert entry.training_device(torch.device("cpu"), Distributed(5, 8, 1)) == torch.device("cpu")
-
-
-def test_busy_cores_sees_a_spinning_process():
-    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        busy = entry.busy_cores(0.5)
-    finally:
-        spinner.kill()
-    assert 0.8 <= busy <= (os.cpu_count() or 1)
 
 
 def test_two_process_gloo_training(cifar_dir, tmp_path):

@@ -27,12 +27,13 @@ from collections.abc import Callable
 
 import numpy as np
 from tinygrad import Context, Device, GlobalCounters, Tensor
+from tinygrad.helpers import NUM_CPU_THREADS
 
 from backends.tinygrad.entry import check_train_settings, pick_device
 from backends.tinygrad.networks import build_generator
 from backends.tinygrad.sampling import Sampler
 from backends.tinygrad.trainer import TinygradTrainer
-from ddgan_core.benchmark import Measurement, process_peak_rss_bytes, training_batch
+from ddgan_core.benchmark import CpuLoad, Measurement, cpu_load_now, process_peak_rss_bytes, training_batch
 from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 
@@ -48,9 +49,19 @@ def device_description(device: str) -> str:
     return f"{device} ({Device[device].arch or 'tinygrad'})"
 
 
+def is_cpu(device: str) -> bool:
+    return device.split(":")[0] == "CPU"
+
+
+def load_at_start(device: str) -> CpuLoad | None:
+    """On the CPU: how busy other processes keep the cores now, before the benchmark's own work
+    (tinygrad's CPU kernels run on NUM_CPU_THREADS threads, which spin on a busy core as PyTorch's do)."""
+    return cpu_load_now(NUM_CPU_THREADS.value, "NUM_CPU_THREADS") if is_cpu(device) else None
+
+
 def peak_memory_bytes(device: str) -> int:
     """CPU: the process's peak resident set. Elsewhere: the bytes tinygrad holds on the device now."""
-    if device.split(":")[0] == "CPU":
+    if is_cpu(device):
         return process_peak_rss_bytes()
     return int(GlobalCounters.mem_used_per_device[device])
 
@@ -97,8 +108,9 @@ def bench_sample(
         named = ", ".join(["fast"] * fast + sorted(options))
         raise DDGANError(f"the tinygrad backend has no fast sampling path (cannot honour: {named})")
     dev = bench_device(device, precision)
+    load = load_at_start(dev)
     seconds = time_runs(make_sampler(config, batch_size, steps, dev), dev, warmup, repeats)
-    return Measurement(seconds, peak_memory_bytes(dev), device_description(dev))
+    return Measurement(seconds, peak_memory_bytes(dev), device_description(dev), cpu_load=load)
 
 
 def bench_train(
@@ -108,6 +120,7 @@ def bench_train(
     """Training speed: seconds per iteration on `training_batch`, after both jitted variants are captured."""
     check_no_profile(profile)
     dev = bench_device(device, precision)
+    load = load_at_start(dev)
     config, batch = training_batch(config, batch_size)
     check_train_settings(config)
     trainer = TinygradTrainer(config, dev)
@@ -119,7 +132,7 @@ def bench_train(
     for _ in range(capture_iterations(config)):
         run()
     seconds = time_runs(run, dev, warmup, repeats)
-    return Measurement(seconds, peak_memory_bytes(dev), device_description(dev))
+    return Measurement(seconds, peak_memory_bytes(dev), device_description(dev), cpu_load=load)
 
 
 def check_no_profile(profile: bool) -> None:

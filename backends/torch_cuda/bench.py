@@ -16,7 +16,6 @@ time goes: torch.profiler's kernel records, summed by ddgan_core.benchmark.kerne
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 
@@ -27,7 +26,7 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from backends.torch_cuda.compile import check_compile_mode, use_fast_cuda_kernels
-from backends.torch_cuda.entry import busy_cores, idle_cpu_threads, pick_device
+from backends.torch_cuda.entry import pick_device
 from backends.torch_cuda.fast_sampling import FastSampler
 from backends.torch_cuda.networks import build_generator
 from backends.torch_cuda.trainer import TorchTrainer, sample_with
@@ -35,7 +34,7 @@ from ddgan_core.benchmark import (
     CpuLoad,
     KernelBreakdown,
     Measurement,
-    cpu_load,
+    cpu_load_now,
     kernel_breakdown,
     process_peak_rss_bytes,
     training_batch,
@@ -86,12 +85,8 @@ def device_peak_flops(device: torch.device, precision: str) -> float | None:
 
 
 def load_at_start(device: torch.device) -> CpuLoad | None:
-    """On the CPU: how busy other processes keep the cores now, before the benchmark's own work
-    (measured as training measures it, so its warning names the thread count training would use)."""
-    if device.type != "cpu":
-        return None
-    threads, busy = torch.get_num_threads(), busy_cores()
-    return cpu_load(threads, busy, idle_cpu_threads(threads, os.cpu_count() or 1, busy))
+    """On the CPU: how busy other processes keep the cores now, before the benchmark's own work."""
+    return cpu_load_now(torch.get_num_threads(), "OMP_NUM_THREADS") if device.type == "cpu" else None
 
 
 def _synchronize(device: torch.device) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import pathlib
 import re
-import time
 from collections.abc import Iterator, Sequence
 
 import numpy as np
@@ -19,6 +18,7 @@ from backends.torch_cuda.networks import build_generator
 from backends.torch_cuda.trainer import TorchTrainer, load_module, sample_batches, sample_with
 from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint
 from ddgan_core.config import Config
+from ddgan_core.cpu_cores import busy_cores, idle_cpu_threads
 from ddgan_core.errors import DDGANError
 from ddgan_core.evaluation import uint8_images_from_batches
 from ddgan_core.rundir import RunDir
@@ -56,37 +56,6 @@ def training_device(device: torch.device, dist: Distributed) -> torch.device:
     if dist.world_size > 1:
         return torch.device("cuda", dist.local_rank)
     return device if device.index is not None else torch.device("cuda", torch.cuda.current_device())
-
-
-def idle_cpu_threads(default: int, cores: int, busy_cores: float) -> int:
-    """Threads for CPU training: PyTorch's default (OMP_NUM_THREADS, else the core count) but no more
-    than the cores other processes leave idle, and at least one.
-
-    Why: a thread that waits for a busy core spins. On this 2-core machine the toy step took 16 ms
-    with two threads when idle, 26 ms with one, and 39-68 ms with two while another process kept
-    one core busy (benchmarks/RESULTS.md). The thread count does not change a CPU run's numbers
-    (toy preset, 200 iterations: bit-identical checkpoints with one and two threads).
-    """
-    return max(1, min(default, cores - round(busy_cores)))
-
-
-def busy_cores(seconds: float = 0.2) -> float:
-    """How many cores other processes kept busy over the next `seconds` (this one sleeps meanwhile),
-    from /proc/stat; 0 where that is not available (not Linux)."""
-
-    def idle_and_total() -> tuple[int, int]:
-        with open("/proc/stat") as stat:
-            ticks = [int(v) for v in stat.readline().split()[1:]]
-        return ticks[3] + ticks[4], sum(ticks)  # idle + iowait, all
-
-    try:
-        idle_0, total_0 = idle_and_total()
-        time.sleep(seconds)
-        idle_1, total_1 = idle_and_total()
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    cores = os.cpu_count() or 1
-    return cores * (1.0 - (idle_1 - idle_0) / max(total_1 - total_0, 1))
 
 
 def check_train_settings(config: Config, device: torch.device) -> None:
