@@ -61,10 +61,10 @@ class Measurement:
 class CpuLoad:
     """How busy other processes kept the CPU just before a CPU benchmark's work began.
 
-    Why: the backend's threads (PyTorch's OpenMP team, one per core by default) spin while they
-    wait for a core another process holds, so a run on a busy machine can be many times slower
-    (10-55x seen on 2 cores) and its timings are not the machine's speed. `idle_threads` is what
-    CPU training would use there (as many threads as cores are left idle, at least one)."""
+    Why: the backend's threads spin while they wait for a core another process holds
+    (ddgan_core.cpu_cores), so a run on a busy machine can be many times slower (10-55x seen on
+    2 cores) and its timings are not the machine's speed. `idle_threads` is what CPU training would
+    use there (`cpu_cores.idle_cpu_threads`)."""
 
     cores: int
     threads: int  # the benchmark's compute threads
