@@ -13,6 +13,10 @@ import os
 import time
 
 
+class CpuLoadWarning(UserWarning):
+    """A CPU run has more compute threads than other processes leave idle cores, and no automatic cut."""
+
+
 def idle_cpu_threads(default: int, cores: int, busy_cores: float) -> int:
     """Threads for CPU work: the backend's default but no more than the cores other processes leave
     idle, and at least one. The thread count does not change a CPU run's numbers (toy preset, 200

@@ -6,6 +6,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import warnings
 from collections import deque
 
 import numpy as np
@@ -20,6 +21,7 @@ from backends.tinygrad.entry import train as tinygrad_train
 from backends.tinygrad.trainer import StepDraws, TinygradTrainer, draw_phase
 from ddgan_core.checkpoint import ResumeWarning, load_checkpoint, save_checkpoint
 from ddgan_core.config import apply_overrides, fit_to_data, preset
+from ddgan_core.cpu_cores import CpuLoadWarning
 from ddgan_core.errors import DDGANError
 from tests.test_layering import BLOCKER
 
@@ -313,6 +315,33 @@ def test_cuda_is_either_opened_or_refused_in_one_line():
         assert pick_device("cuda") == "CUDA"
     except DDGANError as refused:
         assert "cannot use device 'cuda'" in str(refused) and "\n" not in str(refused)
+
+
+def test_training_on_a_busy_cpu_warns_with_the_thread_count_to_set_once_its_settings_pass(monkeypatch, tmp_path):
+    from backends.tinygrad import entry
+    from ddgan_core import benchmark
+
+    class Built(Exception):
+        pass
+
+    def trainer_stub(config, device):  # the trainer is built after every check of the settings
+        raise Built
+
+    monkeypatch.setattr(entry, "TinygradTrainer", trainer_stub)
+    monkeypatch.setattr(benchmark.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(benchmark, "busy_cores", lambda: 3.0)
+    monkeypatch.setattr(entry.NUM_CPU_THREADS, "value", 4)
+    with pytest.warns(CpuLoadWarning, match=r"keep 3\.0 of 4 cores busy, and tinygrad's 4 kernel threads spin.*set NUM_CPU_THREADS=1 "):
+        with pytest.raises(Built):
+            tinygrad_train(toy_config(), tmp_path / "run", resume=False, device="cpu", show_progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CpuLoadWarning)
+        with pytest.raises(DDGANError, match="fp32 only"):  # a refused run gets its error alone
+            tinygrad_train(toy_config("train.precision=bf16"), tmp_path / "bf16", resume=False, device="cpu", show_progress=False)
+        entry.warn_of_busy_cores("CUDA")  # kernel threads are the CPU's
+        monkeypatch.setattr(entry.NUM_CPU_THREADS, "value", 1)
+        entry.warn_of_busy_cores("CPU")  # as many threads as idle cores
+    assert not (tmp_path / "run").exists() and not (tmp_path / "bf16").exists()
 
 
 NO_TORCH_RUN = """

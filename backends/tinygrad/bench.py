@@ -29,7 +29,7 @@ import numpy as np
 from tinygrad import Context, Device, GlobalCounters, Tensor
 from tinygrad.helpers import NUM_CPU_THREADS
 
-from backends.tinygrad.entry import check_train_settings, pick_device
+from backends.tinygrad.entry import check_train_settings, is_cpu, pick_device
 from backends.tinygrad.networks import build_generator
 from backends.tinygrad.sampling import Sampler
 from backends.tinygrad.trainer import TinygradTrainer
@@ -47,10 +47,6 @@ def bench_device(name: str | None, precision: str) -> str:
 
 def device_description(device: str) -> str:
     return f"{device} ({Device[device].arch or 'tinygrad'})"
-
-
-def is_cpu(device: str) -> bool:
-    return device.split(":")[0] == "CPU"
 
 
 def load_at_start(device: str) -> CpuLoad | None:

@@ -8,18 +8,21 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import pathlib
+import warnings
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 from tinygrad import Context, Device
 from tinygrad.device import ALL_DEVICES
-from tinygrad.helpers import DEV
+from tinygrad.helpers import DEV, NUM_CPU_THREADS
 
 from backends.tinygrad.networks import build_generator
 from backends.tinygrad.sampling import Sampler
 from backends.tinygrad.trainer import TinygradTrainer, load_module
 from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint
+from ddgan_core.benchmark import cpu_load_now
 from ddgan_core.config import Config
+from ddgan_core.cpu_cores import CpuLoadWarning
 from ddgan_core.errors import DDGANError
 from ddgan_core.evaluation import uint8_images_from_batches
 from ddgan_core.rundir import RunDir
@@ -63,6 +66,29 @@ def _first_usable(candidates: Sequence[str]) -> str:
     raise RuntimeError("no usable device")
 
 
+def is_cpu(device: str) -> bool:
+    return device.split(":")[0] == "CPU"
+
+
+def warn_of_busy_cores(device: str) -> None:
+    """On the CPU, warn when tinygrad's kernel threads (NUM_CPU_THREADS, one per core by default)
+    outnumber the cores other processes leave idle: they spin while they wait for a busy core.
+
+    Why a warning and not the torch backend's automatic cut: tinygrad compiles every kernel for that
+    thread count (it is part of its kernel cache's key), so a count chosen from the moment's load
+    would recompile them, minutes on a CPU, whenever the load changed. Measured on 2 cores, tiny
+    preset, batch 16 (benchmarks/RESULTS.md): one core busy, a step took 1.14 s with 2 threads and
+    0.72 s with 1; idle, 0.86 s and 0.88 s."""
+    if not is_cpu(device):
+        return
+    load = cpu_load_now(NUM_CPU_THREADS.value, "NUM_CPU_THREADS")
+    if load.threads > load.idle_threads:
+        warnings.warn(f"other processes keep {load.busy_cores:.1f} of {load.cores} cores busy, and tinygrad's "
+                      f"{load.threads} kernel threads spin while they wait for them: for a faster run set "
+                      f"NUM_CPU_THREADS={load.idle_threads} (tinygrad compiles its kernels for the thread count, "
+                      "so this backend does not change it itself)", CpuLoadWarning, stacklevel=2)
+
+
 def check_train_settings(config: Config) -> None:
     """Refuse training settings of the PyTorch backend that tinygrad does not have, in one line."""
     # A resumed torch --fast run brings these in its own configuration: say how to change them then too.
@@ -85,8 +111,13 @@ def train(
         raise DDGANError(f"the tinygrad backend trains in one process, not under torchrun (WORLD_SIZE={processes}); "
                          "use --backend torch for several")
     dev = pick_device(device)
+
+    def make_trainer(cfg: Config) -> TinygradTrainer:  # after every check of the settings: a refused run only errs
+        warn_of_busy_cores(dev)
+        return TinygradTrainer(cfg, dev)
+
     return train_session(
-        config, lambda cfg: TinygradTrainer(cfg, dev), backend=BACKEND,
+        config, make_trainer, backend=BACKEND,
         versions={"tinygrad": importlib.metadata.version("tinygrad"), "tinygrad_device": dev},
         out=out, resume=resume, resume_changes=resume_changes, stop_at=stop_at, show_progress=show_progress,
         check_backend=check_train_settings,
