@@ -19,8 +19,8 @@ from tinygrad.helpers import DEV, NUM_CPU_THREADS
 from backends.tinygrad.networks import build_generator
 from backends.tinygrad.sampling import Sampler
 from backends.tinygrad.trainer import TinygradTrainer, load_module
-from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint
 from ddgan_core.benchmark import cpu_load_now
+from ddgan_core.checkpoint import GENERATOR_EMA, load_checkpoint
 from ddgan_core.config import Config
 from ddgan_core.cpu_cores import CpuLoadWarning
 from ddgan_core.errors import DDGANError
