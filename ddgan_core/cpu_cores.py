@@ -14,7 +14,8 @@ import time
 
 
 class CpuLoadWarning(UserWarning):
-    """A CPU run has more compute threads than other processes leave idle cores, and no automatic cut."""
+    """A CPU run's compute threads outnumber the cores other processes leave idle, and its backend
+    does not cut them itself (tinygrad's training: backends/tinygrad/entry.py says why)."""
 
 
 def idle_cpu_threads(default: int, cores: int, busy_cores: float) -> int:
