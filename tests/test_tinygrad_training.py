@@ -190,6 +190,26 @@ def test_resume_continues_the_run(tmp_path):
         np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-8, err_msg=name)  # float32 rounding
 
 
+@pytest.mark.slow  # a second thread count compiles every kernel of the step again: 42 s with a cold cache
+def test_the_kernel_thread_count_does_not_change_a_step():
+    """What the busy-core warning (entry.warn_of_busy_cores) lets a user change: NUM_CPU_THREADS
+    splits the kernels' work, not their sums, so 1 and 2 threads train bit-identically."""
+    from tinygrad import Context
+
+    config = toy_config()
+    batches = [np.random.default_rng(4).standard_normal((64, 2)).astype(np.float32) for _ in range(2)]
+    states = []
+    for threads in (1, 2):
+        with Context(NUM_CPU_THREADS=threads):
+            trainer = TinygradTrainer(config, "CPU")
+            for step, batch in enumerate(batches):
+                trainer.train_step(batch, step)
+            states.append(trainer.state())
+    assert set(states[0]) == set(states[1])
+    for name in states[0]:
+        np.testing.assert_array_equal(states[0][name], states[1][name], err_msg=name)
+
+
 def test_a_checkpoint_without_this_backends_stream_resumes_on_a_fresh_one_not_a_replay(tmp_path):
     from ddgan_core.checkpoint import fresh_stream_seed
 
