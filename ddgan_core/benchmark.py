@@ -73,9 +73,14 @@ class CpuLoad:
     idle_threads: int
     load_average: tuple[float, float, float] | None  # os.getloadavg() then (1, 5, 15 min); None where unknown
 
+    @property
+    def spins(self) -> bool:
+        """Whether there are more threads than idle cores, so some spin waiting for a busy one."""
+        return self.threads > self.idle_threads
+
     def warning(self) -> str | None:
         """One line for stderr when the benchmark has more threads than there were idle cores, else None."""
-        if self.threads <= self.idle_threads:
+        if not self.spins:
             return None
         load = f" (1-minute load average {self.load_average[0]:.2f})" if self.load_average is not None else ""
         return (f"other processes kept {self.busy_cores:.1f} of {self.cores} cores busy as the benchmark started{load}; "

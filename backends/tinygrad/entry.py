@@ -82,7 +82,7 @@ def warn_of_busy_cores(device: str) -> None:
     if not is_cpu(device):
         return
     load = cpu_load_now(NUM_CPU_THREADS.value, "NUM_CPU_THREADS")
-    if load.threads > load.idle_threads:
+    if load.spins:
         warnings.warn(f"other processes keep {load.busy_cores:.1f} of {load.cores} cores busy, and tinygrad's "
                       f"{load.threads} kernel threads spin while they wait for them: for a faster run set "
                       f"NUM_CPU_THREADS={load.idle_threads} (tinygrad compiles its kernels for the thread count, "
