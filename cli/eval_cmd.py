@@ -111,9 +111,9 @@ def _dataset_name(source: _Source, dataset: Optional[str]) -> str:
 
 def _torch_device(device: Optional[str]):
     load_backend("torch")  # the feature networks are PyTorch's: a one-line hint if it is missing
-    from backends.torch_cuda.entry import pick_device
+    from backends.torch_cuda.entry import pick_device, set_up
 
-    return pick_device(device)
+    return set_up(pick_device(device))
 
 
 def reference_for(

@@ -15,13 +15,15 @@ import time
 
 class CpuLoadWarning(UserWarning):
     """A CPU run's compute threads outnumber the cores other processes leave idle, and its backend
-    does not cut them itself (tinygrad's training: backends/tinygrad/entry.py says why)."""
+    does not cut them itself (tinygrad's training and sampling: backends/tinygrad/entry.py says why)."""
 
 
 def idle_cpu_threads(default: int, cores: int, busy_cores: float) -> int:
     """Threads for CPU work: the backend's default but no more than the cores other processes leave
-    idle, and at least one. The thread count does not change a CPU run's numbers (toy preset, 200
-    iterations: bit-identical checkpoints with one and two threads)."""
+    idle, and at least one. With PyTorch the count can change the last bits of a convolutional
+    network's sums (tiny preset: about 1e-9 after two steps; the toy MLP's 200 iterations were
+    bit-identical), so the torch backend keeps a count the user set (entry.set_up); tinygrad's
+    kernels give the same bits on any count."""
     return max(1, min(default, cores - round(busy_cores)))
 
 

@@ -19,7 +19,7 @@ from backends.tinygrad.entry import pick_device
 from backends.tinygrad.entry import sample as tinygrad_sample
 from backends.tinygrad.entry import train as tinygrad_train
 from backends.tinygrad.trainer import StepDraws, TinygradTrainer, draw_phase
-from ddgan_core.checkpoint import ResumeWarning, load_checkpoint, save_checkpoint
+from ddgan_core.checkpoint import CheckpointError, ResumeWarning, load_checkpoint, save_checkpoint
 from ddgan_core.config import apply_overrides, fit_to_data, preset
 from ddgan_core.cpu_cores import CpuLoadWarning
 from ddgan_core.errors import DDGANError
@@ -281,6 +281,22 @@ def test_a_generator_trained_by_either_backend_samples_in_both(runs, trained_by)
     spread = theirs.std(axis=0)
     assert np.all(np.abs(ours.mean(axis=0) - theirs.mean(axis=0)) < 0.15 * spread)
     assert np.all(np.abs(ours.std(axis=0) / spread - 1) < 0.1)
+
+
+def test_sampling_on_a_busy_cpu_warns_as_training_does_once_the_checkpoint_loads(runs, monkeypatch, tmp_path):
+    from backends.tinygrad import entry
+    from ddgan_core import benchmark
+
+    monkeypatch.setattr(benchmark.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(benchmark, "busy_cores", lambda: 3.0)
+    monkeypatch.setattr(entry.NUM_CPU_THREADS, "value", 4)
+    with pytest.warns(CpuLoadWarning, match=r"tinygrad's 4 kernel threads spin.*set NUM_CPU_THREADS=1 "):
+        _, config = entry.ema_sampler(runs["tinygrad"], "cpu")
+    assert config.data.dataset == toy_config().data.dataset
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CpuLoadWarning)
+        with pytest.raises(CheckpointError):  # a checkpoint that is not there gets its error alone
+            entry.ema_sampler(tmp_path / "missing.safetensors", "cpu")
 
 
 def test_sampling_with_fewer_steps_and_a_trajectory(runs):

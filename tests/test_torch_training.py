@@ -73,6 +73,34 @@ def test_resume_equals_an_uninterrupted_run(cifar_dir, tmp_path):
     assert [r["loss_d"] for r in whole.read_metrics()] == [r["loss_d"] for r in split.read_metrics()]
 
 
+def test_on_a_busy_cpu_the_idle_cores_set_the_thread_count_unless_omp_num_threads_does(cifar_dir, tmp_path, monkeypatch):
+    """entry.set_up: with one of two cores busy, training and sampling run on one thread (a second
+    would spin); an OMP_NUM_THREADS the user set is kept, since the count can change the last bits
+    (it is recorded in the run, and at one count a run is bit-reproducible)."""
+    config = tiny_config(cifar_dir, iterations=1, log_every=1)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    threads = torch.get_num_threads()
+    used, recorded, tensors, samples = [], [], [], []
+    try:
+        for omp, busy in [(None, 0.0), (None, 1.0), ("2", 1.0)]:
+            monkeypatch.delenv("OMP_NUM_THREADS", raising=False) if omp is None else monkeypatch.setenv("OMP_NUM_THREADS", omp)
+            monkeypatch.setattr(entry, "busy_cores", lambda busy=busy: busy)
+            torch.set_num_threads(2)
+            run = entry.train(config, tmp_path / f"run-{len(used)}", False, device="cpu", show_progress=False)
+            recorded.append(run.record()["versions"]["torch_cpu_threads"])
+            torch.set_num_threads(2)
+            samples.append(entry.sample(run.last_checkpoint, 6, None, seed=3, device="cpu")[0])
+            used.append(torch.get_num_threads())
+            tensors.append(load_checkpoint(run.last_checkpoint).tensors)
+    finally:
+        torch.set_num_threads(threads)
+    assert used == [2, 1, 2] and recorded == ["2", "1", "2"]
+    for name in tensors[0]:  # the same count, the same bits, however busy the machine
+        np.testing.assert_array_equal(tensors[0][name], tensors[2][name], err_msg=name)
+    np.testing.assert_array_equal(samples[0], samples[2])
+    np.testing.assert_allclose(samples[1], samples[0], rtol=0, atol=1e-6)  # another count: rounding only
+
+
 def test_resumed_ranks_draw_noise_of_their_own_and_a_foreign_generator_state_starts_fresh(cifar_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(Distributed, "broadcast_from_main", lambda self, module: None)  # ranks without a process group
     run = entry.train(tiny_config(cifar_dir, iterations=1), tmp_path / "run", False, device="cpu", show_progress=False)

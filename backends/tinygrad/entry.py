@@ -132,14 +132,22 @@ def load_ema_generator(checkpoint_path: pathlib.Path, device: str):
     return generator, checkpoint.config
 
 
+def ema_sampler(checkpoint_path: pathlib.Path, device: str | None) -> tuple[Sampler, Config]:
+    """A Sampler of the checkpoint's EMA generator on the device picked from `device`, and the
+    checkpoint's configuration; a busy CPU is warned of as in training (warn_of_busy_cores)."""
+    dev = pick_device(device)
+    generator, config = load_ema_generator(checkpoint_path, dev)
+    warn_of_busy_cores(dev)
+    return Sampler(generator, config, dev), config
+
+
 def sample_stream(
     checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
 ) -> tuple[Config, Iterator[np.ndarray]]:
     """The checkpoint's configuration, and n samples of its EMA generator in data units, drawn a batch
     at a time as the iterator is read, under a progress bar."""
-    dev = pick_device(device)
-    generator, config = load_ema_generator(checkpoint_path, dev)
-    batches = Sampler(generator, config, dev).batches(n, seed, steps=steps, progress="sample")
+    sampler, config = ema_sampler(checkpoint_path, device)
+    batches = sampler.batches(n, seed, steps=steps, progress="sample")
     return config, (to_data_units(x, config) for x, _ in batches)
 
 
@@ -151,9 +159,8 @@ def sample(
     if not trajectory:
         config, batches = sample_stream(checkpoint_path, n, steps, seed, device)
         return gather_batches(batches, n), None, config
-    dev = pick_device(device)
-    generator, config = load_ema_generator(checkpoint_path, dev)
-    result = Sampler(generator, config, dev).sample(n, seed, steps=steps, return_trajectory=True, progress="sample")
+    sampler, config = ema_sampler(checkpoint_path, device)
+    result = sampler.sample(n, seed, steps=steps, return_trajectory=True, progress="sample")
     return *chain_in_data_units(result, True, config), config
 
 
@@ -169,8 +176,6 @@ def sample_step(
     checkpoint_path: pathlib.Path, x_t: np.ndarray, level: int, seed: int, device: str | None = None,
 ) -> np.ndarray:
     """One reverse step from the given x_t (data units, shape (N, ...)) at `level`: draws of x_{level-1}."""
-    dev = pick_device(device)
-    generator, config = load_ema_generator(checkpoint_path, dev)
-    sampler = Sampler(generator, config, dev)
+    sampler, config = ema_sampler(checkpoint_path, device)
     return one_step_in_data_units(
         x_t, level, config, lambda start, levels: sampler.sample(len(start), seed, levels=levels, x_start=start))
