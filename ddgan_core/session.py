@@ -122,11 +122,14 @@ def train_session(
             checkpoint = load_checkpoint(run.last_checkpoint)
             check_checkpoint_of_run(run, checkpoint)
             config = resumed_config(checkpoint.config, resume_changes)
+        elif (periodic := run.newest_step_checkpoint()) is not None:  # step 0 would write over its history
+            raise CheckpointError(f"{run.last_checkpoint} is missing but the run has periodic checkpoints: to resume "
+                                  f"from its newest, copy {periodic} to {run.last_checkpoint}")
         else:
             config = resumed_config(run.config(), resume_changes)
         trained = checkpoint.step if checkpoint is not None else 0
         if trained >= config.train.iterations:
-            raise DDGANError(f"{run.path} already trained {trained} of {config.train.iterations} iterations: "
+            raise DDGANError(f"{run.path} has trained {trained} iterations, and {config.train.iterations} are asked for: "
                              f"pass --iterations N (more than {trained}) to train further")
     elif config is None:
         raise DDGANError("a new run needs a configuration")

@@ -406,6 +406,18 @@ def test_a_run_stopped_before_its_first_checkpoint_resumes_from_step_0_as_if_nev
     assert resumed.step == 4 and all(np.array_equal(resumed.tensors[k], uninterrupted.tensors[k]) for k in uninterrupted.tensors)
 
 
+def test_a_run_whose_last_checkpoint_is_gone_but_periodic_ones_remain_is_refused_and_left_as_it_is(tmp_path):
+    from ddgan_core.checkpoint import CheckpointError
+
+    run = entry.train(toy_config(iterations=4, checkpoint_every=2, log_every=1), tmp_path / "run", False,
+                      device="cpu", show_progress=False)
+    run.last_checkpoint.unlink()
+    before = _snapshot(run.path)
+    with pytest.raises(CheckpointError, match=r"last.safetensors is missing .* copy .*step-0000004.safetensors to "):
+        entry.train(None, run.path, True, device="cpu", resume_changes=["train.iterations=6"], show_progress=False)
+    assert _snapshot(run.path) == before  # step 0 again would have written over its checkpoints and log
+
+
 def test_device_names_are_checked_in_one_line_before_any_cuda_call(monkeypatch):
     from ddgan_core.errors import DDGANError
 
