@@ -1,5 +1,7 @@
 """Checkpoint files (DESIGN 6): a round trip, and one-line refusals of files that are not one."""
 
+import json
+
 import numpy as np
 import pytest
 from safetensors.numpy import save_file
@@ -35,6 +37,29 @@ def test_hand_edited_metadata_is_refused_in_one_line(tmp_path, metadata, message
     with pytest.raises(CheckpointError) as refused:
         load_checkpoint(path)
     assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_damage_that_keeps_the_size_is_refused_with_the_runs_newest_periodic_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"config": preset("toy2d").to_dict()}))
+    tensors = {"generator_ema.w": np.linspace(-1, 1, 4096, dtype=np.float32), "generator_ema.b": np.zeros(3, np.float32)}
+    periodic = save_checkpoint(run / "checkpoints/step-0000002.safetensors", tensors, step=2, config=preset("toy2d"))
+    last = save_checkpoint(run / "checkpoints/last.safetensors", tensors, step=2, config=preset("toy2d"))
+    data = bytearray(last.read_bytes())
+    data[-100] ^= 0x40  # one bit of one float, in w's data at the end of the file
+    last.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(last)
+    assert ("not a readable checkpoint (corrupt: 1 of 2 tensors fail their CRC-32 check, generator_ema.w first); "
+            f"the run's newest periodic checkpoint is {periodic}") in str(refused.value)
+    assert load_checkpoint(periodic).step == 2
+
+
+def test_a_checkpoint_written_before_checksums_still_loads(tmp_path):
+    path = tmp_path / "old.safetensors"
+    save_file(WEIGHTS, str(path), metadata={"format": FORMAT, "step": "3", "config": CONFIG})
+    assert load_checkpoint(path).step == 3
 
 
 def test_a_folder_or_a_missing_file_is_named_as_such(tmp_path):
