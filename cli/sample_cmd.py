@@ -14,7 +14,8 @@ from ddgan_core.config import Config, item_shape
 from ddgan_core.datasets import load_dataset
 from ddgan_core.errors import DDGANError
 from ddgan_core.mixture import GaussianMixture
-from ddgan_core.sample_output import check_output_path, write_sample_stream, write_samples
+from ddgan_core.sample_output import check_output_form, check_output_path, write_sample_stream, write_samples
+from ddgan_core.sampling import chain_levels
 from ddgan_core.session import resolve_checkpoint
 
 
@@ -37,21 +38,29 @@ def sample(
     """Sample from a trained generator (EMA weights) through the core's reverse chain."""
     if n < 1:
         raise DDGANError(f"-n must be at least 1, got {n}")
-    check_output_path(out, replace=force)
+    check_output_form(out)  # an existing output is refused once the inputs are checked (before_sampling)
     if trajectory and out.suffix.lower() != ".npz":
         raise DDGANError("--trajectory needs an .npz --out")
+    module = load_backend(backend)
     if fast and backend != "torch":
         raise DDGANError(f"--fast is a torch-backend path; the {backend} backend has none")
     if fast and trajectory:
         raise DDGANError("--fast does not record the trajectory: drop --fast or --trajectory")
-    module = load_backend(backend)
     options = {"fast": True} if fast else {}
     source = resolve_checkpoint(run, checkpoint)
+
+    def before_sampling(config: Config) -> None:
+        """With the device and checkpoint loaded: the steps against its T, then an existing --out."""
+        chain_levels(config.diffusion.timesteps, steps)
+        check_output_path(out, replace=force)
+
     if trajectory:
-        samples, path, config = module.sample(source, n, steps, seed, device=device, trajectory=True)
+        samples, path, config = module.sample(source, n, steps, seed, device=device, trajectory=True,
+                                              before_sampling=before_sampling)
         write_samples(out, samples, config, path, _mixture(config), steps=steps, seed=seed)
     else:  # batch by batch: a folder of PNGs never holds all n in memory
-        config, batches = module.sample_stream(source, n, steps, seed, device=device, **options)
+        config, batches = module.sample_stream(source, n, steps, seed, device=device, before_sampling=before_sampling,
+                                               **options)
         write_sample_stream(out, batches, n, config, _mixture(config), steps=steps, seed=seed)
     Console().print(f"wrote {n} samples to {out} (from {source})", highlight=False, markup=False, soft_wrap=True)
 

@@ -13,13 +13,18 @@ from ddgan_core.config import Config, item_shape
 from ddgan_core.errors import DDGANError
 from ddgan_core.mixture import GaussianMixture
 from ddgan_core.pictures import GRID_MAX_PIXELS, grid_side, samples_title, save_image_grid, save_point_plot
-from ddgan_core.output_paths import replaced_atomically
+from ddgan_core.output_paths import check_output_folder, replaced_atomically
 from ddgan_core.rundir import check_output_file
 from ddgan_core.sample_folder import check_sample_folder, names_folder, write_sample_folder
 from ddgan_core.sampling import gather_batches
 from ddgan_core.training_loop import to_data_units, to_network_units
 
 OUTPUT_SUFFIXES = (".png", ".npz")
+
+# Called by a backend's sampler with the checkpoint's configuration once the device and checkpoint
+# are loaded and before any sampling: checks that need the model (its T) or must come after the
+# inputs' own (`ddgan sample` refuses an existing --out there, so a bad input is named first).
+BeforeSampling = Callable[[Config], None]
 
 
 def chain_in_data_units(
@@ -39,16 +44,25 @@ def one_step_in_data_units(
     return to_data_units(run_levels(start, [level, level - 1]), config)
 
 
-def check_output_path(out: pathlib.Path, replace: bool = True) -> None:
-    """Refuse, before any sampling, an --out that is neither a .png, an .npz nor a folder to create,
-    and an existing file unless `replace` (`sample --force`: samples can be hours of GPU time)."""
+def check_output_form(out: pathlib.Path) -> None:
+    """Refuse an --out that is neither a .png, an .npz nor a folder (or lies under a file), and a
+    run's own file: what no input can make right, so `ddgan sample` says it first."""
     if names_folder(out):
-        check_sample_folder(out)
+        check_output_folder(out)
         return
     if out.suffix.lower() not in OUTPUT_SUFFIXES:
         raise DDGANError(f"--out must end in .png (a picture) or .npz (arrays), or name a folder (a PNG per image), "
                          f"got '{out}'")
     check_output_file(out)
+
+
+def check_output_path(out: pathlib.Path, replace: bool = True) -> None:
+    """Refuse, before any sampling, what check_output_form does, a folder that holds files, and an
+    existing file unless `replace` (`sample --force`: samples can be hours of GPU time)."""
+    check_output_form(out)
+    if names_folder(out):
+        check_sample_folder(out)
+        return
     if out.exists() and not replace:
         raise DDGANError(f"--out {out} exists: pass --force to replace it, or name another file")
 

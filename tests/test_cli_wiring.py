@@ -57,17 +57,22 @@ def _fake_run(path: pathlib.Path, dataset: str, timesteps: int, checkpoint: bool
 
 
 class _FakeEntry:
-    """A backend entry module whose `sample` and `sample_stream` record their arguments and return
-    `points` (the stream in batches of 3)."""
+    """A backend entry module whose `sample` and `sample_stream` hand `config` to `before_sampling`
+    (as a backend does once its checkpoint is loaded), then record their arguments (a call is a
+    sampling begun) and return `points` (the stream in batches of 3)."""
 
     def __init__(self, points: np.ndarray, config) -> None:
         self.points, self.config, self.calls = points, config, []
 
-    def sample(self, source, n, steps, seed, **kwargs):
+    def sample(self, source, n, steps, seed, before_sampling=None, **kwargs):
+        if before_sampling is not None:
+            before_sampling(self.config)
         self.calls.append({"source": source, "n": n, "steps": steps, "seed": seed, **kwargs})
         return self.points[:n], None, self.config
 
-    def sample_stream(self, source, n, steps, seed, **kwargs):
+    def sample_stream(self, source, n, steps, seed, before_sampling=None, **kwargs):
+        if before_sampling is not None:
+            before_sampling(self.config)
         self.calls.append({"source": source, "n": n, "steps": steps, "seed": seed, "stream": True, **kwargs})
         return self.config, (self.points[start : min(start + 3, n)] for start in range(0, n, 3))
 
@@ -258,3 +263,30 @@ def test_sample_keeps_an_existing_file_unless_forced(monkeypatch, capsys, tmp_pa
     assert code == 0, err
     with np.load(out) as stored:
         assert stored["samples"].shape == (8, 2) and (int(stored["steps"]), int(stored["seed"])) == (2, 0)
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--steps", "5"), "--steps must be an integer between 1 and T = 4, got 5"),
+    (("--steps", "5", "--trajectory"), "--steps must be an integer between 1 and T = 4, got 5"),
+    (("--backend", "foo"), "unknown backend 'foo' (known: torch, tinygrad)"),
+])
+def test_sample_names_a_bad_input_before_refusing_an_existing_out(monkeypatch, capsys, tmp_path, args, message):
+    entry = _FakeEntry(np.ones((64, 2)), _config("grid25", 4))
+    if "--backend" not in args:
+        _install(monkeypatch, sample_cmd, entry)
+    out = tmp_path / "x.npz"
+    out.write_bytes(b"kept")
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "--checkpoint", str(tmp_path / "last.safetensors"),
+                          "--out", str(out), *args)
+    _assert_one_line_error(code, err, message)
+    assert entry.calls == [] and out.read_bytes() == b"kept"
+
+
+def test_sample_names_a_missing_run_before_refusing_an_existing_out(monkeypatch, capsys, tmp_path):
+    entry = _FakeEntry(np.ones((64, 2)), _config("grid25", 4))
+    _install(monkeypatch, sample_cmd, entry)
+    out = tmp_path / "x.png"
+    out.write_bytes(b"kept")
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "--run", str(tmp_path / "nonexist"), "--out", str(out))
+    _assert_one_line_error(code, err, f"{tmp_path / 'nonexist'} is not a run directory")
+    assert entry.calls == [] and out.read_bytes() == b"kept"

@@ -142,6 +142,22 @@ def test_bad_input_gives_one_line_errors(monkeypatch, capsys, tmp_path, grid_run
         assert code == 2 and message in err and err.count("\n") == 1, (args, err)
 
 
+def test_sample_names_a_bad_input_before_refusing_an_existing_out(monkeypatch, capsys, tmp_path, grid_run):
+    out = tmp_path / "x.npz"
+    out.write_bytes(b"samples from yesterday")
+    cases = [
+        (["--checkpoint", str(tmp_path / "nonexist.safetensors")], "checkpoint not found"),
+        (["--run", grid_run, "--steps", "3"], "--steps must be an integer between 1 and T = 2, got 3"),
+        (["--run", grid_run, "--steps", "3", "--trajectory"], "--steps must be an integer between 1 and T = 2"),
+        (["--run", grid_run, "--device", "cuda:99"], "--device cuda:99 asked for"),
+        (["--run", grid_run, "--device", "cpu"], f"--out {out} exists: pass --force"),  # the inputs are good
+    ]
+    for args, message in cases:
+        code, _, err = _ddgan(monkeypatch, capsys, "sample", "--out", str(out), *args)
+        assert code == 2 and message in err and err.count("\n") == 1, (args, err)
+    assert out.read_bytes() == b"samples from yesterday"
+
+
 def _png_size(path) -> tuple[int, int]:
     with Image.open(path) as image:
         return image.size
