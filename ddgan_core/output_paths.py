@@ -34,17 +34,36 @@ def check_output_folder(path: pathlib.Path, flag: str = "--out") -> None:
     _check_ancestors(path, flag)
 
 
+def renamed_error(exc: OSError, partial: pathlib.Path, path: pathlib.Path) -> OSError | None:
+    """`exc` naming `path` (the output asked for) where it names the temporary `partial` written in
+    its place, or a file inside it (a folder written whole); None where it names neither."""
+    if not isinstance(exc.filename, (str, bytes, os.PathLike)):
+        return None
+    name = pathlib.Path(os.fsdecode(exc.filename))
+    if name == partial:
+        return OSError(exc.errno, exc.strerror, str(path))
+    if partial in name.parents:
+        return OSError(exc.errno, exc.strerror, str(path / name.relative_to(partial)))
+    return None
+
+
 @contextlib.contextmanager
 def replaced_atomically(path: pathlib.Path) -> Iterator[pathlib.Path]:
     """A temporary path beside `path` for the block to write (the same suffix, for writers that go
     by it: numpy adds `.npz` to any other name, matplotlib picks its format); it replaces `path`
     when the block ends and is removed if the block fails, so a failed or interrupted write
-    leaves an existing file as it was, never half of a new one."""
+    leaves an existing file as it was, never half of a new one. An OS error names `path`, not the
+    temporary file (`renamed_error`)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
     try:
         yield partial
         os.replace(partial, path)
+    except OSError as exc:
+        renamed = renamed_error(exc, partial, path)
+        if renamed is None:
+            raise
+        raise renamed from exc
     finally:
         if partial.exists():
             partial.unlink()

@@ -27,7 +27,7 @@ import numpy as np
 from ddgan_core.batch_progress import batch_ranges
 from ddgan_core.datasets.imagefolder import IMAGE_SUFFIXES, list_images
 from ddgan_core.errors import DDGANError
-from ddgan_core.output_paths import check_output_folder
+from ddgan_core.output_paths import check_output_folder, renamed_error
 from ddgan_core.pictures import to_uint8_images
 
 PNG_THREADS = min(8, os.cpu_count() or 1)  # Pillow releases the GIL to encode and decode, so threads run in parallel
@@ -83,6 +83,11 @@ def write_sample_folder(out: pathlib.Path, batches: Iterable[np.ndarray], n: int
         if out.is_dir():
             out.rmdir()  # empty, as checked: the complete folder takes its place
         os.replace(partial, out)
+    except OSError as exc:
+        renamed = renamed_error(exc, partial, out)
+        if renamed is None:
+            raise
+        raise renamed from exc
     finally:
         if partial.exists():
             shutil.rmtree(partial)

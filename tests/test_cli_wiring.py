@@ -99,6 +99,40 @@ def test_an_os_error_inside_a_command_is_one_line_and_exit_2(monkeypatch, capsys
     assert out == ""
 
 
+def test_a_failed_write_names_the_out_asked_for_not_its_temporary_file(monkeypatch, capsys, tmp_path):
+    entry = _FakeEntry(np.zeros((64, 2)), _config("grid25", 4))
+    _install(monkeypatch, sample_cmd, entry)
+
+    def full_disk(points, path, title, mixture=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))  # as a writer reports its own path
+
+    monkeypatch.setattr(sample_output, "save_point_plot", full_disk)
+    out = tmp_path / "x.png"
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "--checkpoint", str(tmp_path / "last.safetensors"),
+                          "--out", str(out))
+    assert err == f"error: No space left on device: {out}\n"
+    _assert_one_line_error(code, err, "No space left on device")
+    assert list(tmp_path.iterdir()) == []  # and the partial file is gone
+
+
+def test_a_failed_write_into_a_folder_names_the_folder_asked_for(monkeypatch, capsys, tmp_path):
+    from PIL import Image
+
+    entry = _FakeEntry(np.zeros((4, 3, 8, 8), np.float32), _config("cifar10", 4))
+    _install(monkeypatch, sample_cmd, entry)
+
+    def full_disk(image, path, **options):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(Image.Image, "save", full_disk)
+    out = tmp_path / "folder"
+    code, _, err = _ddgan(monkeypatch, capsys, "sample", "-n", "4", "--checkpoint", str(tmp_path / "last.safetensors"),
+                          "--out", str(out))
+    _assert_one_line_error(code, err, "No space left on device: ")
+    assert err.split(": ")[-1].startswith(str(out / "0000"))  # a PNG in it, not in its partial file
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_mnist_trains_the_tiny_preset_by_default():
     settings = named_options("mnist", None, None, None, None, None, None)
     config = resolve_config(None, "mnist", settings)
