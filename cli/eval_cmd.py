@@ -40,6 +40,7 @@ from ddgan_core.evaluation import (
 )
 from ddgan_core.rundir import RunDir, newest_run
 from ddgan_core.schedule import schedule_from_config
+from ddgan_core.session import own_last_checkpoint
 
 FID_PROTOCOL_SAMPLES = 50_000
 FAMILY_METRICS = {"points": "mode coverage", "denoising": "the denoising-distribution test",
@@ -65,7 +66,7 @@ class _Source:
             return
         run_dir = (RunDir.existing(run) if run is not None
                    else newest_run(with_checkpoint=True, hint="pass --run DIR or --samples FILE"))
-        self.checkpoint = run_dir.last_checkpoint
+        self.checkpoint = own_last_checkpoint(run_dir)  # not another run's, copied in
         if not self.checkpoint.is_file():
             raise EvaluationError(f"{run_dir.path} has no checkpoint yet ({self.checkpoint})")
         self.config = run_dir.config()
@@ -88,6 +89,8 @@ class _Source:
 
 
 def _dataset_name(source: _Source, dataset: Optional[str]) -> str:
+    if dataset is not None:
+        spec_of(dataset)  # an unknown name is refused as such, not as another than the run's or the file's
     if source.config is not None:
         if dataset is not None and dataset != source.config.data.dataset:
             raise EvaluationError(f"the run was trained on {source.config.data.dataset}, not {dataset}: drop --dataset")
@@ -97,7 +100,6 @@ def _dataset_name(source: _Source, dataset: Optional[str]) -> str:
             raise EvaluationError(f"{source.name} holds samples of {source.stored_dataset}, not {dataset}: drop --dataset")
         return source.stored_dataset
     if dataset is not None:
-        spec_of(dataset)  # an unknown name is refused as such, not as samples of the wrong shape
         return dataset
     shape = source.stored.shape
     if len(shape) == 2 and shape[1] == 1:

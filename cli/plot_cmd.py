@@ -22,6 +22,7 @@ from ddgan_core.output_paths import check_output_folder
 from ddgan_core.pictures import image_grid, mark_centres
 from ddgan_core.rundir import RunDir, newest_run
 from ddgan_core.schedule import schedule_from_config
+from ddgan_core.session import own_last_checkpoint
 
 CURVES = (("losses", ("loss_d", "loss_g")), ("R1 penalty", ("r1",)), ("learning rate", ("lr_g", "lr_d")),
           ("throughput", ("images_per_s",)))
@@ -197,6 +198,7 @@ def plot(
     run = RunDir.existing(chosen) if chosen is not None else newest_run(hint="pass RUN")
     folder = out if out is not None else run.path / "plots"
     check_output_folder(folder)
+    own_last_checkpoint(run)  # not another run's, copied in
     written = [plot_curves(run, folder / "curves.png")]
     if run.last_checkpoint.is_file():
         entry = load_backend(backend)

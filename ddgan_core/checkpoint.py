@@ -17,6 +17,8 @@ import json
 import os
 import pathlib
 import zlib
+from collections.abc import Callable
+from typing import TypeVar
 
 import numpy as np
 
@@ -26,6 +28,7 @@ from ddgan_core.output_paths import replaced_atomically
 from ddgan_core.rundir import last_checkpoint_fallback
 
 FORMAT = "ddgan-checkpoint-v1"
+T = TypeVar("T")
 CHECKSUMS = "crc32"  # metadata key: {tensor name: CRC-32 of its bytes}; absent from checkpoints before it
 GENERATOR, GENERATOR_EMA, DISCRIMINATOR = "generator", "generator_ema", "discriminator"
 
@@ -79,10 +82,7 @@ class Checkpoint:
             self.step = int(metadata["step"])
         except ValueError:
             raise CheckpointError(f"{path}: its step {metadata['step']!r} is not an integer") from None
-        try:
-            self.config = Config.from_json(metadata["config"])
-        except (ConfigError, ValueError, KeyError, TypeError, AttributeError) as exc:  # not a config object
-            raise CheckpointError(f"{path}: its configuration cannot be read ({exc})") from None
+        self.config = _config_of(path, metadata)
         try:
             self.extra = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "step", "config", CHECKSUMS)}
         except json.JSONDecodeError as exc:
@@ -99,32 +99,63 @@ class Checkpoint:
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read a checkpoint, or raise CheckpointError with a one-line reason."""
-    from safetensors import SafetensorError
     from safetensors.numpy import load_file
 
     path = pathlib.Path(path)
+    metadata = _checked_metadata(path)
+    tensors = _read(path, lambda: load_file(str(path)))
+    if CHECKSUMS in metadata:
+        _check_checksums(path, tensors, metadata[CHECKSUMS])
+    return Checkpoint(path, tensors, metadata)
+
+
+def checkpoint_config(path: str | os.PathLike) -> Config:
+    """The configuration a checkpoint holds, read from its header alone (no tensor is read)."""
+    path = pathlib.Path(path)
+    return _config_of(path, _checked_metadata(path))
+
+
+def _checked_metadata(path: pathlib.Path) -> dict[str, str]:
+    """A ddgan checkpoint's header metadata, or CheckpointError: no file, a folder, not readable,
+    another format, or without its step and configuration."""
+    from safetensors import safe_open
+
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder: name a .safetensors file (a run directory goes to --run)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        tensors = load_file(str(path))
-        from safetensors import safe_open
 
+    def read() -> dict[str, str]:
         with safe_open(str(path), framework="numpy") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {reason})"
-                              f"{last_checkpoint_fallback(path)}") from None
+            return handle.metadata() or {}
+
+    metadata = _read(path, read)
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a ddgan checkpoint (format {metadata.get('format')!r}, expected {FORMAT!r})")
     missing = [key for key in ("step", "config") if key not in metadata]
     if missing:
         raise CheckpointError(f"{path}: a ddgan checkpoint without its {' and '.join(missing)} metadata")
-    if CHECKSUMS in metadata:
-        _check_checksums(path, tensors, metadata[CHECKSUMS])
-    return Checkpoint(path, tensors, metadata)
+    return metadata
+
+
+def _read(path: pathlib.Path, read: Callable[[], T]) -> T:
+    """read(), with the errors of a truncated or corrupt file as one CheckpointError that names the
+    run's newest periodic checkpoint where there is one."""
+    from safetensors import SafetensorError
+
+    try:
+        return read()
+    except (SafetensorError, OSError, ValueError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {reason})"
+                              f"{last_checkpoint_fallback(path)}") from None
+
+
+def _config_of(path: pathlib.Path, metadata: dict[str, str]) -> Config:
+    try:
+        return Config.from_json(metadata["config"])
+    except (ConfigError, ValueError, KeyError, TypeError, AttributeError) as exc:  # not a config object
+        raise CheckpointError(f"{path}: its configuration cannot be read ({exc})") from None
 
 
 def tensor_checksums(tensors: dict[str, np.ndarray]) -> dict[str, int]:

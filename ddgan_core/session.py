@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator, Protocol
 import numpy as np
 from rich.console import Console
 
-from ddgan_core.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from ddgan_core.checkpoint import Checkpoint, CheckpointError, checkpoint_config, load_checkpoint
 from ddgan_core.config import Config, ConfigError, apply_overrides, fit_to_data, resolve_key
 from ddgan_core.datasets import Dataset, batch_stream, index_stream, load_dataset
 from ddgan_core.errors import DDGANError
@@ -40,8 +40,16 @@ def resolve_checkpoint(run: pathlib.Path | None, checkpoint: pathlib.Path | None
     if checkpoint is not None:
         return checkpoint
     if run is not None:
-        return RunDir.existing(run).last_checkpoint
-    return newest_run(with_checkpoint=True, hint="pass --run DIR or --checkpoint FILE").last_checkpoint
+        return own_last_checkpoint(RunDir.existing(run))
+    return own_last_checkpoint(newest_run(with_checkpoint=True, hint="pass --run DIR or --checkpoint FILE"))
+
+
+def own_last_checkpoint(run: RunDir) -> pathlib.Path:
+    """The run's last checkpoint, refused (check_checkpoint_of_run, from its header alone) if it is
+    another run's; a missing one is returned as it is, for the caller to report."""
+    if run.last_checkpoint.is_file():
+        check_checkpoint_of_run(run, run.last_checkpoint, checkpoint_config(run.last_checkpoint))
+    return run.last_checkpoint
 
 
 def load_training_data(config: Config) -> tuple[Config, Dataset]:
@@ -67,18 +75,19 @@ def resumed_config(own: Config, changes: Sequence[str]) -> Config:
     return apply_overrides(own, changes)
 
 
-def check_checkpoint_of_run(run: RunDir, checkpoint: Checkpoint) -> None:
-    """Refuse a last checkpoint whose configuration differs from the run's config.json in a key a
-    resume cannot change: one copied in from another run would otherwise go on training inside
-    this one. (A resume rewrites config.json, so a run's own checkpoint always passes.)"""
-    changed = differences(run.config().to_dict(), checkpoint.config.to_dict())
+def check_checkpoint_of_run(run: RunDir, path: pathlib.Path, config: Config) -> None:
+    """Refuse a last checkpoint (at `path`, holding `config`) whose configuration differs from the
+    run's config.json in a key a resume cannot change: one copied in from another run would
+    otherwise go on training inside this one, or be sampled and scored as this run. (A resume
+    rewrites config.json, so a run's own checkpoint always passes.)"""
+    changed = differences(run.config().to_dict(), config.to_dict())
     differ = [key for key in changed if key not in RESUME_CHANGES]
     if differ:
         key, more = differ[0], len(differ) - 1
         own, found = changed[key]
         others = f" ({more} more key{'s differ' if more > 1 else ' differs'})" if more else ""
-        raise CheckpointError(f"{checkpoint.path} is not this run's checkpoint: its {key} is {found!r} where "
-                              f"{run.config_path} has {own!r}{others}; resume the run it came from instead")
+        raise CheckpointError(f"{path} is not this run's checkpoint: its {key} is {found!r} where "
+                              f"{run.config_path} has {own!r}{others}; use the run it came from instead")
 
 
 def per_rank_batch(batch_size: int, world_size: int) -> int:
@@ -120,7 +129,7 @@ def train_session(
         run = RunDir.existing(out) if out is not None else newest_run(hint="pass --out RUN_DIR")
         if run.last_checkpoint.is_file():
             checkpoint = load_checkpoint(run.last_checkpoint)
-            check_checkpoint_of_run(run, checkpoint)
+            check_checkpoint_of_run(run, checkpoint.path, checkpoint.config)
             config = resumed_config(checkpoint.config, resume_changes)
         elif (periodic := run.newest_step_checkpoint()) is not None:  # step 0 would write over its history
             raise CheckpointError(f"{run.last_checkpoint} is missing but the run has periodic checkpoints: to resume "

@@ -94,15 +94,28 @@ def test_a_run_whose_config_json_predates_resume_records_still_resumes(tmp_path)
     assert [(r["from_step"], r["changes"]) for r in run.record()["resumes"]] == [(6, {"train.iterations": [4, 8]})]
 
 
-def test_a_last_checkpoint_of_another_run_is_refused_in_one_line_naming_the_key(tmp_path):
+def test_a_last_checkpoint_of_another_run_is_refused_in_one_line_naming_the_key(tmp_path, monkeypatch, capsys):
     ring = _train(tmp_path / "ring", _config("ring8", iterations=2))
     grid = _train(tmp_path / "grid", _config("grid25", iterations=2))
     shutil.copyfile(ring.last_checkpoint, grid.last_checkpoint)
     before = _snapshot(grid.path)
+    refusal = (f"{grid.last_checkpoint} is not this run's checkpoint: its data.dataset is 'ring8' "
+               f"where {grid.config_path} has 'grid25'; use the run it came from instead")
     with pytest.raises(CheckpointError) as refused:
         _train(grid.path, changes=("train.iterations=4",))
-    assert str(refused.value) == (f"{grid.last_checkpoint} is not this run's checkpoint: its data.dataset is 'ring8' "
-                                  f"where {grid.config_path} has 'grid25'; resume the run it came from instead")
+    assert str(refused.value) == refusal
+    with pytest.raises(CheckpointError) as refused:  # nor is it sampled as this run's (`ddgan sample --run`)
+        session.resolve_checkpoint(grid.path, None)
+    assert str(refused.value) == refusal
+    assert session.resolve_checkpoint(ring.path, None) == ring.last_checkpoint
+    from cli.main import app
+
+    for command in (["sample", "--run", str(grid.path), "--out", str(tmp_path / "s.png")],
+                    ["eval", "--run", str(grid.path)], ["plot", str(grid.path)]):
+        monkeypatch.setattr("sys.argv", ["ddgan", *command])
+        with pytest.raises(SystemExit) as stopped:
+            app()
+        assert stopped.value.code == 2 and capsys.readouterr().err.strip() == f"error: {refusal}", command
     assert _snapshot(grid.path) == before
 
 
