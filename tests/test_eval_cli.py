@@ -90,6 +90,8 @@ def test_a_file_from_ddgan_sample_says_what_it_is_of_and_eval_holds_it_to_that(m
     assert json.loads(out)["dataset"] == "grid25" and json.loads(out)["metrics"]["n_modes"] == 25
     code, _, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(samples), "--dataset", "ring8")
     assert code == 2 and f"{samples} holds samples of grid25, not ring8: drop --dataset" in err and err.count("\n") == 1
+    code, _, err = _ddgan(monkeypatch, capsys, "eval", "--samples", str(samples), "--dataset", "foo")
+    assert code == 2 and err.startswith("error: unknown dataset 'foo' (known: ") and "grid25" in err, err  # not "not foo"
     assert json.loads(out)["steps"] == 2  # the run's T = 2, recorded in the file
     one_step = tmp_path / "k1.npz"
     code, _, err = _ddgan(monkeypatch, capsys, "sample", "--run", grid_run, "-n", "20", "--steps", "1", "--out",
@@ -123,6 +125,7 @@ def test_bad_input_gives_one_line_errors(monkeypatch, capsys, tmp_path, grid_run
         (["--run", str(tmp_path)], "not a run directory"),
         (["--run", line_run, "--steps", "1"], "drop --steps"),
         (["--run", grid_run, "--dataset", "ring8"], "trained on grid25"),
+        (["--run", grid_run, "--dataset", "foo"], "unknown dataset 'foo' (known: "),
         (["--run", grid_run, "-n", "1"], "at least 2"),
         (["--samples", str(tmp_path / "samples.png")], "must be an .npz"),
         (["--samples", str(truncated)], "not a readable .npz"),
