@@ -186,6 +186,14 @@ def _score(
     return evaluate_images(images, extractor, reference), notes
 
 
+def _steps_used(source: _Source, steps: Optional[int]) -> Optional[int]:
+    """The K the scored samples were drawn with: --steps, else the run's T; a file's record (None
+    where it has none)."""
+    if source.config is None:
+        return source.stored_steps
+    return steps if steps is not None else source.config.diffusion.timesteps
+
+
 def _cell(value: Any) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
 
@@ -242,7 +250,7 @@ def evaluate(
     directory = data_dir or (source.config.data.data_dir if source.config is not None else "./data")
     scores, notes = _score(family, source, name, count, steps, seed, directory, inception_weights, ref)
     settings = {"backend": backend if source.config is not None else None, "n": count if source.stored is None else len(source.stored),
-                "steps": steps if source.stored is None else source.stored_steps, "seed": seed}
+                "steps": _steps_used(source, steps), "seed": seed}
     report = EvalReport(name, source.name, settings, scores, tuple(notes))
     if as_json:
         typer.echo(json.dumps(report.to_json()))

@@ -53,6 +53,7 @@ def test_eval_of_a_grid_run_prints_modes_high_quality_share_and_kl(monkeypatch, 
     assert code == 0, err
     assert "modes covered" in out and "/ 25" in out
     assert "high-quality share" in out and "reverse KL" in out
+    assert "(backend torch, n 500, steps 2, seed 0)" in " ".join(out.split())  # K = T = 2, as it sampled
 
 
 def test_eval_json_is_one_object_with_the_coverage_keys(monkeypatch, capsys, grid_run):
@@ -60,6 +61,7 @@ def test_eval_json_is_one_object_with_the_coverage_keys(monkeypatch, capsys, gri
     assert code == 0, err
     payload = json.loads(out)
     assert payload["dataset"] == "grid25" and payload["n"] == 500 and payload["backend"] == "torch"
+    assert payload["steps"] == 2  # K = T by default, said as the number, not null
     metrics = payload["metrics"]
     assert {"modes_covered", "n_modes", "high_quality_fraction", "reverse_kl", "counts"} <= set(metrics)
     assert sum(metrics["counts"]) == round(metrics["high_quality_fraction"] * 500)
