@@ -119,7 +119,7 @@ def _torch_device(device: Optional[str]):
 
 
 def reference_for(
-    ref: Optional[pathlib.Path], dataset: str, data_dir: str, resolution: int, extractor: ImageFeatureExtractor,
+    ref: Optional[pathlib.Path], dataset: str, data_dir: str | pathlib.Path, resolution: int, extractor: ImageFeatureExtractor,
 ) -> ReferenceStatistics:
     """The FID reference: --ref (a statistics .npz or an image folder), else the dataset's training images."""
     if ref is None:
@@ -140,7 +140,7 @@ def reference_for(
 
 
 def _score(
-    family: str, source: _Source, dataset: str, n: int, steps: Optional[int], seed: int, data_dir: str,
+    family: str, source: _Source, dataset: str, n: int, steps: Optional[int], seed: int, data_dir: str | pathlib.Path,
     inception_weights: Optional[pathlib.Path], ref: Optional[pathlib.Path],
 ) -> tuple[Scores, list[str]]:
     notes: list[str] = []
@@ -227,11 +227,10 @@ def evaluate(
         None, "--inception-weights", help="pytorch-fid's pt_inception-2015-12-05-6726825d.pth (FID, IS, P/R)."),
     ref: Optional[pathlib.Path] = typer.Option(
         None, "--ref", help="Reference: stats .npz (mu, sigma) or an image folder (default: the run's dataset)."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where the dataset is (default: the run's)."),
+    data_dir: Optional[pathlib.Path] = typer.Option(None, "--data-dir", help="Where the dataset is (default: the run's)."),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
 ) -> None:
-    """Score samples: mode coverage (grid25, ring8, stackedmnist), the denoising-distribution
-    test (mixture1d), FID / IS / precision-recall (images)."""
+    """Score samples: mode coverage (grid25, ring8, stackedmnist), the denoising-distribution test (mixture1d), FID, IS, P/R (images)."""
     if n is not None and n < 2:
         raise DDGANError(f"-n must be at least 2, got {n}")
     sampling_options = {"--steps": steps, "--backend": backend, "-n": n}

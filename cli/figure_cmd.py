@@ -26,8 +26,7 @@ START_TIME = 0.5  # every panel's step starts at diffusion time s = 1/2
 def denoising(
     out: pathlib.Path = typer.Option(pathlib.Path("denoising.png"), "--out", "-o", help="Output PNG file."),
 ) -> None:
-    """A closed-form re-creation of the paper's Figure 2: the true denoising distribution grows
-    multimodal as steps get larger."""
+    """A closed-form re-creation of the paper's Figure 2: the true denoising distribution grows multimodal as steps get larger."""
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise DDGANError(f"--out must end in .png, .pdf or .svg, got '{out}'")
     check_output_file(out)

@@ -125,3 +125,31 @@ def test_flags_are_shown_without_a_value_in_help():
         result = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "120"})
         shown = [line for line in result.output.splitlines() if "<bool>" in line and "--help" not in line]
         assert result.exit_code == 0 and not shown, (command, shown)
+
+
+def _wide_help(*command: str) -> list[str]:
+    """The lines of `ddgan COMMAND --help` at a width that wraps none of them."""
+    result = runner.invoke(app, [*command, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    return result.output.splitlines()
+
+
+def test_each_command_is_summed_up_on_one_line():
+    """Typer's list of commands keeps a docstring's line breaks, so a summary wrapped in the source
+    broke mid-sentence there ("the\\n denoising-distribution test")."""
+    for group in ((), ("figure",), ("bench",)):
+        lines = _wide_help(*group)
+        start = next(i for i, line in enumerate(lines) if "Commands" in line) + 1
+        rows = [line.strip("│ ") for line in lines[start:] if line.startswith("│")]
+        continued = [line for line in lines[start:] if line.startswith("│" + " " * 4)]
+        assert rows and not continued, (group, continued)
+    assert any(row.startswith("eval") and row.endswith("(mixture1d), FID, IS, P/R (images).") for row in
+               (line.strip("│ ") for line in _wide_help()))
+
+
+def test_eval_shows_its_data_dir_as_a_path_like_the_other_commands():
+    def metavar(command: str, option: str) -> str:
+        (line,) = [line for line in _wide_help(command) if line.strip("│ ").startswith(option + " ")]
+        return line.split()[2]
+
+    assert metavar("eval", "--data-dir") == metavar("train", "--data-dir") == metavar("eval", "--run")
