@@ -3,11 +3,40 @@
 from typing import Any, Optional
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
 from ddgan_core.config import SEED_LIMIT
 from ddgan_core.errors import DDGANError
 
-app = typer.Typer(
+
+def _without_value(option: Any) -> Any:
+    """The --help option, shown without a value (Typer 0.2x draws `--help <bool>`), as flag_option's."""
+    if option is not None:
+        option.metavar = ""
+    return option
+
+
+class _Command(TyperCommand):
+    def get_help_option(self, ctx: Any) -> Any:
+        return _without_value(super().get_help_option(ctx))
+
+
+class _Group(TyperGroup):
+    def get_help_option(self, ctx: Any) -> Any:
+        return _without_value(super().get_help_option(ctx))
+
+
+class App(typer.Typer):
+    """A Typer app whose command groups and commands show --help without a value."""
+
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(cls=_Group, **settings)
+
+    def command(self, *args: Any, **settings: Any) -> Any:
+        return super().command(*args, **{"cls": _Command, **settings})
+
+
+app = App(
     name="ddgan",
     help="Denoising Diffusion GANs: train, sample, evaluate and inspect few-step diffusion GANs.",
     no_args_is_help=True,

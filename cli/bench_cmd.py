@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.app import app, flag_option
+from cli.app import App, app, flag_option
 from cli.backend_loader import BACKENDS, load_backend
 from ddgan_core.benchmark import (
     PAPER_BATCH,
@@ -25,7 +25,7 @@ from ddgan_core.benchmark import (
 from ddgan_core.config import apply_overrides, preset
 from ddgan_core.errors import DDGANError
 
-bench_app = typer.Typer(help="Sampling and training throughput (random weights; no checkpoint needed).",
+bench_app = App(help="Sampling and training throughput (random weights; no checkpoint needed).",
                         no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 

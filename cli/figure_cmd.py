@@ -7,14 +7,14 @@ import pathlib
 import numpy as np
 import typer
 
-from cli.app import app
+from cli.app import App, app
 from ddgan_core.datasets.toy import mixture1d
 from ddgan_core.errors import DDGANError
 from ddgan_core.oracle import MixtureOracle
 from ddgan_core.rundir import check_output_file
 from ddgan_core.schedule import make_schedule
 
-figure_app = typer.Typer(help="Figures computed in closed form.", no_args_is_help=True)
+figure_app = App(help="Figures computed in closed form.", no_args_is_help=True)
 app.add_typer(figure_app, name="figure")
 
 FIGURE_DATA = mixture1d()  # the 1-D data of the figure: the `mixture1d` dataset (DESIGN 7)

@@ -119,12 +119,15 @@ def test_a_samples_plot_names_the_chain_it_shows():
 
 
 def test_flags_are_shown_without_a_value_in_help():
-    """Typer shows a flag as `--resume <bool>`, which invites `--resume true` (an error); its own
-    --help line still does, which no one passes a value to."""
-    for command in ("train", "sample", "eval", "bench sample", "schedule", "info"):
+    """Typer shows a flag as `--resume <bool>`, which invites `--resume true` (an error), and its
+    own --help as `--help <bool>`: neither has a value, in any command or group."""
+    for command in ("", "train", "sample", "eval", "plot", "datasets", "bench", "bench sample", "bench train",
+                    "figure", "figure denoising", "schedule", "info"):
         result = runner.invoke(app, [*command.split(), "--help"], env={"COLUMNS": "120"})
-        shown = [line for line in result.output.splitlines() if "<bool>" in line and "--help" not in line]
+        (help_line,) = [line for line in result.output.splitlines() if "--help" in line]
+        shown = [line for line in result.output.splitlines() if "<bool>" in line]
         assert result.exit_code == 0 and not shown, (command, shown)
+        assert help_line.strip("│ ").split() == ["--help", "Show", "this", "message", "and", "exit."], (command, help_line)
 
 
 def _wide_help(*command: str) -> list[str]:
