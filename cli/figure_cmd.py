@@ -7,10 +7,11 @@ import pathlib
 import numpy as np
 import typer
 
-from cli.app import App, app
+from cli.app import App, app, flag_option
 from ddgan_core.datasets.toy import mixture1d
 from ddgan_core.errors import DDGANError
 from ddgan_core.oracle import MixtureOracle
+from ddgan_core.output_paths import check_new_file, replaced_atomically
 from ddgan_core.rundir import check_output_file
 from ddgan_core.schedule import make_schedule
 
@@ -25,11 +26,13 @@ START_TIME = 0.5  # every panel's step starts at diffusion time s = 1/2
 @figure_app.command("denoising")
 def denoising(
     out: pathlib.Path = typer.Option(pathlib.Path("denoising.png"), "--out", "-o", help="Output PNG file."),
+    force: bool = flag_option("--force", help="Replace an existing --out file."),
 ) -> None:
     """A closed-form re-creation of the paper's Figure 2: the true denoising distribution grows multimodal as steps get larger."""
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise DDGANError(f"--out must end in .png, .pdf or .svg, got '{out}'")
     check_output_file(out)
+    check_new_file(out, replace=force)
     import matplotlib
 
     matplotlib.use("Agg")
@@ -73,8 +76,8 @@ def denoising(
         "Gaussian step (dashed) cannot fit; DDGAN models them with a conditional GAN.",
         fontsize=11,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
+    with replaced_atomically(out) as partial:  # an earlier file of that name survives a failed write
+        fig.savefig(partial, dpi=110)
     plt.close(fig)
     typer.echo(f"wrote {out}")
 

@@ -27,6 +27,13 @@ def check_writable_file(path: pathlib.Path, flag: str = "--out") -> None:
     _check_ancestors(path, flag)
 
 
+def check_new_file(path: pathlib.Path, replace: bool, flag: str = "--out") -> None:
+    """Refuse an existing file unless `replace` (a command's --force): no output is written over
+    unasked."""
+    if path.exists() and not replace:
+        raise DDGANError(f"{flag} {path} exists: pass --force to replace it, or name another file")
+
+
 def check_output_folder(path: pathlib.Path, flag: str = "--out") -> None:
     """Refuse a folder path that is a file or lies under one."""
     if path.exists() and not path.is_dir():

@@ -13,7 +13,7 @@ from ddgan_core.config import Config, item_shape
 from ddgan_core.errors import DDGANError
 from ddgan_core.mixture import GaussianMixture
 from ddgan_core.pictures import GRID_MAX_PIXELS, grid_side, samples_title, save_image_grid, save_point_plot
-from ddgan_core.output_paths import check_output_folder, replaced_atomically
+from ddgan_core.output_paths import check_new_file, check_output_folder, replaced_atomically
 from ddgan_core.rundir import check_output_file
 from ddgan_core.sample_folder import check_sample_folder, names_folder, write_sample_folder
 from ddgan_core.sampling import gather_batches
@@ -63,8 +63,7 @@ def check_output_path(out: pathlib.Path, replace: bool = True) -> None:
     if names_folder(out):
         check_sample_folder(out)
         return
-    if out.exists() and not replace:
-        raise DDGANError(f"--out {out} exists: pass --force to replace it, or name another file")
+    check_new_file(out, replace)
 
 
 def available_memory() -> int | None:

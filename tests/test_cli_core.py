@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from cli.app import app
 from cli.main import COMMAND_MODULES  # noqa: F401  (registers the commands)
+from ddgan_core.errors import DDGANError
 
 runner = CliRunner()
 
@@ -41,12 +42,18 @@ def test_info_json_round_trips_a_preset_with_overrides():
     assert payload["diffusion"]["timesteps"] == 2 and payload["generator"]["nf"] == 128
 
 
-def test_figure_writes_a_png(tmp_path):
+def test_figure_keeps_an_existing_file_unless_forced_and_then_writes_a_png(tmp_path):
     out = tmp_path / "fig.png"
+    out.write_bytes(b"the figure of yesterday")
     result = runner.invoke(app, ["figure", "denoising", "--out", str(out)])
+    assert isinstance(result.exception, DDGANError), result.output
+    assert str(result.exception) == f"--out {out} exists: pass --force to replace it, or name another file"
+    assert out.read_bytes() == b"the figure of yesterday"
+    result = runner.invoke(app, ["figure", "denoising", "--out", str(out), "--force"])
     assert result.exit_code == 0, result.output
     with Image.open(out) as image:
         assert image.size[0] > 1000 and image.size[1] > 500
+    assert list(tmp_path.iterdir()) == [out]  # written through a temporary file, gone now
 
 
 def _ddgan(*args: str) -> subprocess.CompletedProcess:
