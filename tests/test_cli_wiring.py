@@ -16,6 +16,7 @@ from cli import eval_cmd, plot_cmd, sample_cmd, schedule_cmd
 from cli.app import app as typer_app
 from cli.train_cmd import named_options, resolve_config
 from ddgan_core import sample_output
+from ddgan_core.checkpoint import save_checkpoint
 from ddgan_core.config import preset
 from ddgan_core.datasets import load_dataset
 from ddgan_core.kernels import coefficient_tables
@@ -48,11 +49,12 @@ def _config(dataset: str, timesteps: int):
 
 
 def _fake_run(path: pathlib.Path, dataset: str, timesteps: int, checkpoint: bool = True) -> pathlib.Path:
-    """A run directory with config.json, one logged step and (optionally) a placeholder checkpoint."""
+    """A run directory with config.json, one logged step and (optionally) a checkpoint of its
+    configuration without weights (the fake entries never load it; the CLI reads its header)."""
     run = RunDir.create(path, _config(dataset, timesteps), "torch", {})
     run.log({"step": 1, "loss_d": 1.0, "loss_g": 1.0, "r1": 0.1, "lr_g": 1e-3, "lr_d": 2e-3, "images_per_s": 10.0})
     if checkpoint:
-        run.last_checkpoint.write_bytes(b"")
+        save_checkpoint(run.last_checkpoint, {"placeholder": np.zeros(1, np.float32)}, step=1, config=run.config())
     return run.path
 
 
