@@ -127,6 +127,10 @@ class RunDir:
     @classmethod
     def existing(cls, path: str | pathlib.Path) -> "RunDir":
         run = cls(path)
+        if run.path.is_file():  # a file inside a run (its config.json, a checkpoint): name the run itself
+            inside = next((folder for folder in run.path.parents[:2] if (folder / "config.json").is_file()), None)
+            hint = f": the run it is in is {inside}" if inside is not None else ""
+            raise RunDirError(f"{run.path} is a file, not a run directory{hint}")
         if not run.config_path.is_file():
             raise RunDirError(f"{run.path} is not a run directory (no config.json)")
         return run

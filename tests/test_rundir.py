@@ -137,3 +137,15 @@ def test_a_runs_newest_periodic_checkpoint_goes_by_step_and_is_named_only_for_it
     assert last_checkpoint_fallback(newest) == ""  # a periodic one is no run's last
     (tmp_path / "copy" / "checkpoints").mkdir(parents=True)  # a run's layout, but no run (no config.json)
     assert last_checkpoint_fallback(tmp_path / "copy" / "checkpoints" / "last.safetensors") == ""
+
+
+def test_a_file_given_as_a_run_is_named_a_file_with_the_run_it_is_in(tmp_path):
+    run = RunDir.create(tmp_path / "run", preset("toy2d"), "torch", {})
+    (run.checkpoints / "last.safetensors").write_bytes(b"")
+    for inside in (run.config_path, run.checkpoints / "last.safetensors"):
+        with pytest.raises(RunDirError, match=f"^{inside} is a file, not a run directory: the run it is in is {run.path}$"):
+            RunDir.existing(inside)
+    loose = tmp_path / "notes.txt"
+    loose.write_text("")
+    with pytest.raises(RunDirError, match=f"^{loose} is a file, not a run directory$"):
+        RunDir.existing(loose)
