@@ -10,7 +10,7 @@ import numpy as np
 import typer
 from rich.console import Console
 
-from cli.app import app, seed_option
+from cli.app import app, flag_option, seed_option
 from cli.backend_loader import load_backend
 from ddgan_core.datasets import load_dataset
 from ddgan_core.errors import DDGANError
@@ -18,7 +18,7 @@ from ddgan_core.evaluation import STEP_QUANTILES, EntryChainModel, mixture_quant
 from ddgan_core.metrics.denoising import best_gaussian_step, mixture_support
 from ddgan_core.mixture import GaussianMixture
 from ddgan_core.oracle import MixtureOracle
-from ddgan_core.output_paths import check_output_folder
+from ddgan_core.output_paths import check_new_file, check_output_folder
 from ddgan_core.pictures import image_grid, mark_centres
 from ddgan_core.rundir import RunDir, newest_run
 from ddgan_core.schedule import schedule_from_config
@@ -28,6 +28,7 @@ CURVES = (("losses", ("loss_d", "loss_g")), ("R1 penalty", ("r1",)), ("learning 
           ("throughput", ("images_per_s",)))
 CHAINS = {"images": 8, "points": 2000, "line": 10_000}
 STEP_DRAWS = 10_000
+PICTURES = ("curves.png", "chain.png", "steps.png")  # what plot writes, in this order
 
 
 def _pyplot():
@@ -190,27 +191,33 @@ def plot(
     backend: str = typer.Option("torch", "--backend", "-b", help="torch or tinygrad (samples the chain)."),
     seed: int = seed_option(),
     device: Optional[str] = typer.Option(None, "--device", help="cpu, cuda or cuda:N (default: cuda when available)."),
+    force: bool = flag_option("--force", help="Replace pictures of these names already in --out (RUN/plots is redrawn always)."),
 ) -> None:
     """Pictures of a run: curves.png, chain.png, and steps.png for mixture1d."""
     if run_path is not None and run_option is not None and run_path != run_option:
         raise DDGANError(f"two runs given: {run_path} and --run {run_option}; pass one")
     chosen = run_path if run_path is not None else run_option
     run = RunDir.existing(chosen) if chosen is not None else newest_run(hint="pass RUN")
+    own_last_checkpoint(run)  # not another run's, copied in
     folder = out if out is not None else run.path / "plots"
     check_output_folder(folder)
-    own_last_checkpoint(run)  # not another run's, copied in
-    written = [plot_curves(run, folder / "curves.png")]
+    if out is not None:  # a folder of the user's: its files are not this command's to redraw
+        for name in PICTURES:
+            check_new_file(folder / name, force)
+    curves, chain, steps = (folder / name for name in PICTURES)
+    written = [plot_curves(run, curves)]
     if run.last_checkpoint.is_file():
         entry = load_backend(backend)
         config = run.config()
         kind = "images" if config.generator.kind != "mlp" else ("line" if config.generator.data_dim == 1 else "points")
         _, trajectory, _ = entry.sample(run.last_checkpoint, CHAINS[kind], None, seed, device=device, trajectory=True)
         mixture = load_dataset(config.data.dataset).mixture if kind != "images" else None
-        written.append(plot_chain(trajectory, config, mixture, folder / "chain.png"))
+        written.append(plot_chain(trajectory, config, mixture, chain))
         if kind == "line" and mixture is not None:
             model = EntryChainModel(entry, run.last_checkpoint, config, device)
-            written.append(plot_steps(model, mixture, config, seed, folder / "steps.png"))
-    for path in written:
-        Console().print(f"wrote {path}")
+            written.append(plot_steps(model, mixture, config, seed, steps))
+    for path in written:  # whole lines, however narrow the terminal: paths to copy
+        Console().print(f"wrote {path}", soft_wrap=True, highlight=False, markup=False)
     if not run.last_checkpoint.is_file():
-        Console().print(f"no chain.png: {run.path} has no checkpoint yet to sample the chain from")
+        Console().print(f"no chain.png: {run.path} has no checkpoint yet to sample the chain from", soft_wrap=True,
+                        highlight=False, markup=False)

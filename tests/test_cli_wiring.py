@@ -247,6 +247,22 @@ def test_plot_refuses_an_out_that_is_a_regular_file(monkeypatch, capsys, tmp_pat
     assert afile.read_text() == "mine" and "wrote" not in out
 
 
+def test_plot_keeps_pictures_of_a_users_out_folder_unless_forced_and_redraws_its_own(monkeypatch, capsys, tmp_path):
+    run = _fake_run(tmp_path / "run", "grid25", 2, checkpoint=False)  # curves only: no chain to sample
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "curves.png").write_bytes(b"my picture")
+    code, out, err = _ddgan(monkeypatch, capsys, "plot", str(run), "--out", str(mine))
+    _assert_one_line_error(code, err, f"--out {mine / 'curves.png'} exists: pass --force to replace it")
+    assert (mine / "curves.png").read_bytes() == b"my picture" and "wrote" not in out
+    code, out, err = _ddgan(monkeypatch, capsys, "plot", str(run), "--out", str(mine), "--force")
+    assert code == 0, err
+    assert (mine / "curves.png").read_bytes().startswith(b"\x89PNG")
+    for _ in range(2):  # RUN/plots is plot's own: drawn again each time
+        code, out, err = _ddgan(monkeypatch, capsys, "plot", str(run))
+        assert code == 0 and f"wrote {RunDir(run).path / 'plots' / 'curves.png'}" in out, err
+
+
 class _StepRecorder:
     """A chain model whose `step` records (level, seed) and draws standard normals from that seed."""
 
