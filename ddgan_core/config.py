@@ -236,7 +236,7 @@ def resolve_key(key: str) -> tuple[str, str]:
 def fit_to_data(config: Config, shape: tuple[int, ...]) -> Config:
     """Set the network's input shape from the dataset's item shape ((C, H, W) or (D,))."""
     if len(shape) == 1:
-        if config.generator.kind != "mlp":
+        if config.generator.kind == "ncsnpp":  # an unknown kind is named as such by the training checks
             raise ConfigError(f"dataset '{config.data.dataset}' holds points: use the toy2d preset (MLP networks)")
         return replace(config, generator=replace(config.generator, data_dim=int(shape[0])))
     if config.generator.kind == "mlp":

@@ -106,3 +106,15 @@ def test_training_settings_no_run_can_use_are_refused_in_one_line(override, mess
     with pytest.raises(DDGANError) as refused:  # ConfigError, or the schedule's ScheduleError
         check_training_config(apply_overrides(preset("toy2d"), [override]))
     assert message in str(refused.value) and "\n" not in str(refused.value)
+
+
+def test_a_network_of_the_wrong_family_is_named_for_the_data_and_an_unknown_kind_as_unknown():
+    from ddgan_core.config import fit_to_data
+
+    with pytest.raises(ConfigError, match="dataset 'cifar10' holds points: use the toy2d preset"):
+        fit_to_data(preset("tiny"), (2,))
+    with pytest.raises(ConfigError, match="holds images: use an image preset"):
+        fit_to_data(preset("toy2d"), (3, 32, 32))
+    misnamed = fit_to_data(apply_overrides(preset("toy2d"), ["generator.kind=foo"]), (2,))
+    with pytest.raises(ConfigError, match=r"^unknown generator kind 'foo' \(known: ncsnpp, mlp\)$"):
+        check_training_config(misnamed)
