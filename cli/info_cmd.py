@@ -39,6 +39,9 @@ def info(
         typer.echo(json.dumps(payload, indent=2))
         return
     console = Console()
+    changed = f", with {' '.join(overrides)}" if overrides else ""
+    console.print(f"preset {preset_name}{changed}: {config.generator.kind} generator, "
+                  f"{config.discriminator.kind} discriminator", highlight=False, markup=False, soft_wrap=True)
     for section, values in config.to_dict().items():
         if not isinstance(values, dict):
             continue

@@ -42,6 +42,12 @@ def test_info_json_round_trips_a_preset_with_overrides():
     assert payload["diffusion"]["timesteps"] == 2 and payload["generator"]["nf"] == 128
 
 
+def test_info_says_which_preset_it_shows():
+    result = runner.invoke(app, ["info", "--set", "timesteps=2"])
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0] == "preset toy2d, with timesteps=2: mlp generator, mlp discriminator"
+
+
 def test_figure_keeps_an_existing_file_unless_forced_and_then_writes_a_png(tmp_path):
     out = tmp_path / "fig.png"
     out.write_bytes(b"the figure of yesterday")
