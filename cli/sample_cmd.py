@@ -10,6 +10,7 @@ from rich.console import Console
 
 from cli.app import app, flag_option, seed_option
 from cli.backend_loader import load_backend
+from ddgan_core.checkpoint import checkpoint_config
 from ddgan_core.config import Config, item_shape
 from ddgan_core.datasets import load_dataset
 from ddgan_core.errors import DDGANError
@@ -38,7 +39,7 @@ def sample(
     """Sample from a trained generator (EMA weights) through the core's reverse chain."""
     if n < 1:
         raise DDGANError(f"-n must be at least 1, got {n}")
-    check_output_form(out)  # an existing output is refused once the inputs are checked (before_sampling)
+    check_output_form(out)  # an existing output is refused once the inputs are checked, below
     if trajectory and out.suffix.lower() != ".npz":
         raise DDGANError("--trajectory needs an .npz --out")
     module = load_backend(backend)
@@ -48,19 +49,14 @@ def sample(
         raise DDGANError("--fast does not record the trajectory: drop --fast or --trajectory")
     options = {"fast": True} if fast else {}
     source = resolve_checkpoint(run, checkpoint)
-
-    def before_sampling(config: Config) -> None:
-        """With the device and checkpoint loaded: the steps against its T, then an existing --out."""
-        chain_levels(config.diffusion.timesteps, steps)
-        check_output_path(out, replace=force)
-
+    chain_levels(checkpoint_config(source).diffusion.timesteps, steps)  # from the header: the file loads once, below
+    module.pick_device(device)  # a device that is not there, named before an existing --out
+    check_output_path(out, replace=force)
     if trajectory:
-        samples, path, config = module.sample(source, n, steps, seed, device=device, trajectory=True,
-                                              before_sampling=before_sampling)
+        samples, path, config = module.sample(source, n, steps, seed, device=device, trajectory=True)
         write_samples(out, samples, config, path, _mixture(config), steps=steps, seed=seed)
     else:  # batch by batch: a folder of PNGs never holds all n in memory
-        config, batches = module.sample_stream(source, n, steps, seed, device=device, before_sampling=before_sampling,
-                                               **options)
+        config, batches = module.sample_stream(source, n, steps, seed, device=device, **options)
         write_sample_stream(out, batches, n, config, _mixture(config), steps=steps, seed=seed)
     Console().print(f"wrote {n} samples to {out} (from {source})", highlight=False, markup=False, soft_wrap=True)
 

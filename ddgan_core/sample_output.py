@@ -21,11 +21,6 @@ from ddgan_core.training_loop import to_data_units, to_network_units
 
 OUTPUT_SUFFIXES = (".png", ".npz")
 
-# Called by a backend's sampler with the checkpoint's configuration once the device and checkpoint
-# are loaded and before any sampling: checks that need the model (its T) or must come after the
-# inputs' own (`ddgan sample` refuses an existing --out there, so a bad input is named first).
-BeforeSampling = Callable[[Config], None]
-
 
 def chain_in_data_units(
     result: np.ndarray | tuple[np.ndarray, np.ndarray], trajectory: bool, config: Config,

@@ -59,22 +59,20 @@ def _fake_run(path: pathlib.Path, dataset: str, timesteps: int, checkpoint: bool
 
 
 class _FakeEntry:
-    """A backend entry module whose `sample` and `sample_stream` hand `config` to `before_sampling`
-    (as a backend does once its checkpoint is loaded), then record their arguments (a call is a
-    sampling begun) and return `points` (the stream in batches of 3)."""
+    """A backend entry module whose `sample` and `sample_stream` record their arguments (a call is
+    a sampling begun) and return `points` (the stream in batches of 3)."""
 
     def __init__(self, points: np.ndarray, config) -> None:
         self.points, self.config, self.calls = points, config, []
 
-    def sample(self, source, n, steps, seed, before_sampling=None, **kwargs):
-        if before_sampling is not None:
-            before_sampling(self.config)
+    def pick_device(self, name):
+        return name
+
+    def sample(self, source, n, steps, seed, **kwargs):
         self.calls.append({"source": source, "n": n, "steps": steps, "seed": seed, **kwargs})
         return self.points[:n], None, self.config
 
-    def sample_stream(self, source, n, steps, seed, before_sampling=None, **kwargs):
-        if before_sampling is not None:
-            before_sampling(self.config)
+    def sample_stream(self, source, n, steps, seed, **kwargs):
         self.calls.append({"source": source, "n": n, "steps": steps, "seed": seed, "stream": True, **kwargs})
         return self.config, (self.points[start : min(start + 3, n)] for start in range(0, n, 3))
 
@@ -87,6 +85,8 @@ def _install(monkeypatch, module, entry: _FakeEntry) -> list[str]:
         return entry
 
     monkeypatch.setattr(module, "load_backend", load_backend)
+    if hasattr(module, "checkpoint_config"):  # `sample` reads the checkpoint's header first: the fake's configuration
+        monkeypatch.setattr(module, "checkpoint_config", lambda path: entry.config)
     return loaded
 
 

@@ -26,7 +26,7 @@ from ddgan_core.cpu_cores import CpuLoadWarning
 from ddgan_core.errors import DDGANError
 from ddgan_core.evaluation import uint8_images_from_batches
 from ddgan_core.rundir import RunDir
-from ddgan_core.sample_output import BeforeSampling, chain_in_data_units, one_step_in_data_units
+from ddgan_core.sample_output import chain_in_data_units, one_step_in_data_units
 from ddgan_core.sampling import gather_batches
 from ddgan_core.session import train_session
 from ddgan_core.training_loop import to_data_units
@@ -143,30 +143,23 @@ def ema_sampler(checkpoint_path: pathlib.Path, device: str | None) -> tuple[Samp
 
 def sample_stream(
     checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
-    before_sampling: BeforeSampling | None = None,
 ) -> tuple[Config, Iterator[np.ndarray]]:
     """The checkpoint's configuration, and n samples of its EMA generator in data units, drawn a batch
-    at a time as the iterator is read, under a progress bar. `before_sampling` gets the
-    configuration once the device and checkpoint are loaded, before any sampling."""
+    at a time as the iterator is read, under a progress bar."""
     sampler, config = ema_sampler(checkpoint_path, device)
-    if before_sampling is not None:
-        before_sampling(config)
     batches = sampler.batches(n, seed, steps=steps, progress="sample")
     return config, (to_data_units(x, config) for x, _ in batches)
 
 
 def sample(
     checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
-    trajectory: bool = False, before_sampling: BeforeSampling | None = None,
+    trajectory: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, Config]:
-    """n samples in data units from the checkpoint's EMA generator (and the trajectory if asked);
-    `before_sampling` as in sample_stream."""
+    """n samples in data units from the checkpoint's EMA generator (and the trajectory if asked)."""
     if not trajectory:
-        config, batches = sample_stream(checkpoint_path, n, steps, seed, device, before_sampling)
+        config, batches = sample_stream(checkpoint_path, n, steps, seed, device)
         return gather_batches(batches, n), None, config
     sampler, config = ema_sampler(checkpoint_path, device)
-    if before_sampling is not None:
-        before_sampling(config)
     result = sampler.sample(n, seed, steps=steps, return_trajectory=True, progress="sample")
     return *chain_in_data_units(result, True, config), config
 

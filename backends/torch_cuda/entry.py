@@ -22,7 +22,7 @@ from ddgan_core.cpu_cores import busy_cores, idle_cpu_threads
 from ddgan_core.errors import DDGANError
 from ddgan_core.evaluation import uint8_images_from_batches
 from ddgan_core.rundir import RunDir
-from ddgan_core.sample_output import BeforeSampling, chain_in_data_units, one_step_in_data_units
+from ddgan_core.sample_output import chain_in_data_units, one_step_in_data_units
 from ddgan_core.sampling import gather_batches
 from ddgan_core.session import train_session
 from ddgan_core.training_loop import to_data_units
@@ -118,19 +118,15 @@ def load_ema_generator(checkpoint_path: pathlib.Path, device: torch.device):
 
 def sample_stream(
     checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None, fast: bool = False,
-    before_sampling: BeforeSampling | None = None,
 ) -> tuple[Config, Iterator[np.ndarray]]:
     """The checkpoint's configuration, and n samples of its EMA generator in data units, drawn a batch
     (up to SAMPLE_BATCH) at a time as the iterator is read, under a progress bar.
 
     `fast`: the compiled path (fast_sampling.fastest_sampler; on CUDA bf16 and one CUDA graph),
-    the same random draws as the eager path. `before_sampling` gets the configuration once the
-    device and checkpoint are loaded, before any compiling or sampling.
+    the same random draws as the eager path.
     """
     dev = pick_device(device)
     generator, config = load_ema_generator(checkpoint_path, dev)
-    if before_sampling is not None:
-        before_sampling(config)
     if fast:
         batches = fastest_sampler(generator, config, min(n, SAMPLE_BATCH), dev, steps=steps).batches(n, seed, "sample")
     else:
@@ -141,19 +137,17 @@ def sample_stream(
 
 def sample(
     checkpoint_path: pathlib.Path, n: int, steps: int | None, seed: int, device: str | None = None,
-    trajectory: bool = False, fast: bool = False, before_sampling: BeforeSampling | None = None,
+    trajectory: bool = False, fast: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, Config]:
     """n samples in data units from the checkpoint's EMA generator (and the trajectory if asked):
-    sample_stream's batches as one array; `before_sampling` as there."""
+    sample_stream's batches as one array."""
     if not trajectory:
-        config, batches = sample_stream(checkpoint_path, n, steps, seed, device, fast, before_sampling)
+        config, batches = sample_stream(checkpoint_path, n, steps, seed, device, fast)
         return gather_batches(batches, n), None, config
     if fast:
         raise DDGANError("--fast does not record the trajectory: drop --fast or --trajectory")
     dev = pick_device(device)
     generator, config = load_ema_generator(checkpoint_path, dev)
-    if before_sampling is not None:
-        before_sampling(config)
     result = sample_with(generator, config, n, seed, dev, steps=steps, return_trajectory=True, batch_size=SAMPLE_BATCH,
                          progress="sample")
     return *chain_in_data_units(result, True, config), config
