@@ -109,12 +109,25 @@ def read_sample_record(folder: pathlib.Path) -> dict[str, object]:
     return record
 
 
+def _refuse_runs(folder: pathlib.Path) -> None:
+    """Refuse a run directory, or a folder of them (./runs), as samples: their pictures are training
+    previews and plots, not samples to score."""
+    runs = [folder] if (folder / "config.json").is_file() else sorted(
+        child for child in folder.iterdir() if (child / "config.json").is_file())
+    if runs:
+        more = f", {runs[1].name}{', ...' if len(runs) > 2 else ''}" if len(runs) > 1 else ""
+        what = "is a run directory" if runs == [folder] else f"holds run directories ({runs[0].name}{more})"
+        raise DDGANError(f"{folder} {what}, not samples: score a run with --run {runs[0]}, or its samples "
+                         f"after `ddgan sample --run {runs[0]} -n N --out DIR`")
+
+
 def read_sample_folder(folder: pathlib.Path) -> np.ndarray:
     """Every image under `folder` (sorted by path, as written), as uint8 NCHW exactly as stored:
     no crop or resize, greyscale kept as one channel. The images must share one size and mode, and
     number what the folder's record says `ddgan sample` wrote, if it has one."""
     from PIL import Image, UnidentifiedImageError
 
+    _refuse_runs(folder)
     files = list_images(folder)
     if not files:
         raise DDGANError(f"no images ({' '.join(IMAGE_SUFFIXES)}) under {folder}")

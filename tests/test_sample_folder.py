@@ -3,6 +3,7 @@ batches gathered into one array, and the up-front refusal of outputs that cannot
 
 import json
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -97,6 +98,17 @@ def test_reading_a_folder_refuses_mixed_sizes_and_unreadable_files_in_one_line(t
     (tmp_path / "none").mkdir()
     with pytest.raises(DDGANError, match="no images"):
         read_sample_folder(tmp_path / "none")
+
+
+def test_a_run_directory_or_a_folder_of_runs_is_refused_as_samples(tmp_path):
+    from ddgan_core.config import preset
+    from ddgan_core.rundir import RunDir
+
+    run = RunDir.create(tmp_path / "runs" / "grid", preset("toy2d"), "torch", {})
+    (run.samples / "step-0000001.png").write_bytes(b"")  # a training preview
+    for folder, what in ((run.path, "is a run directory"), (run.path.parent, "holds run directories (grid)")):
+        with pytest.raises(DDGANError, match=rf"^{folder} {re.escape(what)}, not samples: score a run with --run {run.path}, "):
+            read_sample_folder(folder)
 
 
 def test_gather_batches_copies_batches_into_one_array_in_order():
