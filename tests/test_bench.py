@@ -266,11 +266,12 @@ def test_timing_together_waits_for_the_device_once_not_per_call(monkeypatch):
     assert len(calls) == 5 and waits == [0]  # before the first call, so earlier work is not timed
 
 
-@pytest.mark.parametrize("preset_name, steps, shown", [("cifar10", 4, True), ("cifar10", 2, False), ("tiny", 4, False)])
-def test_the_published_time_is_shown_only_beside_the_setting_the_paper_timed(capsys, preset_name, steps, shown):
+@pytest.mark.parametrize("preset_name, steps, batch, shown", [
+    ("cifar10", 4, 100, True), ("cifar10", 2, 100, False), ("tiny", 4, 100, False), ("cifar10", 4, 1, False)])
+def test_the_published_time_is_shown_only_beside_the_setting_the_paper_timed(capsys, preset_name, steps, batch, shown):
     from cli.bench_cmd import _print
 
     measurement = Measurement((1.0, 2.0), 123, "test device")
     _print(summarise(measurement, kind="sample", backend="torch", preset=preset_name, device="cpu", precision="fp32",
-                     protocol="default", batch_size=100, steps=steps, warmup=1), as_json=False)
+                     protocol="default", batch_size=batch, steps=steps, warmup=1), as_json=False)
     assert ("(paper: 0.21 on a V100)" in capsys.readouterr().out) == shown
