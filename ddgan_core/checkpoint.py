@@ -27,8 +27,9 @@ from ddgan_core.errors import DDGANError
 from ddgan_core.output_paths import replaced_atomically
 from ddgan_core.rundir import last_checkpoint_fallback
 
-FORMAT = "ddgan-checkpoint-v1"
 T = TypeVar("T")
+
+FORMAT = "ddgan-checkpoint-v1"
 CHECKSUMS = "crc32"  # metadata key: {tensor name: CRC-32 of its bytes}; absent from checkpoints before it
 GENERATOR, GENERATOR_EMA, DISCRIMINATOR = "generator", "generator_ema", "discriminator"
 

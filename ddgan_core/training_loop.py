@@ -9,6 +9,7 @@ a NaN or infinite loss (keeping the last good checkpoint), and the rich progress
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Protocol
@@ -20,6 +21,7 @@ from ddgan_core.config import Config
 from ddgan_core.errors import DDGANError
 from ddgan_core.losses import cosine_lr
 from ddgan_core.mixture import GaussianMixture
+from ddgan_core.output_paths import replaced_atomically
 from ddgan_core.pictures import samples_title, save_image_grid, save_point_plot
 from ddgan_core.rundir import RunDir
 
@@ -147,8 +149,9 @@ def _write_checkpoint(trainer: BackendTrainer, config: Config, run: RunDir, step
         raise TrainingDiverged(f"weights became non-finite by step {step}; {_stopped(run)}")
     extra = {"optimizer_step": trainer.optimizer_step()}
     save_checkpoint(run.last_checkpoint, tensors, step=step, config=config, extra=extra)
-    if periodic:
-        save_checkpoint(run.step_checkpoint(step), tensors, step=step, config=config, extra=extra)
+    if periodic:  # the same file: copied, not serialised and checksummed a second time
+        with replaced_atomically(run.step_checkpoint(step)) as partial:
+            shutil.copyfile(run.last_checkpoint, partial)
 
 
 def _write_samples(trainer: BackendTrainer, config: Config, run: RunDir, step: int,

@@ -80,21 +80,24 @@ def test_on_a_busy_cpu_the_idle_cores_set_the_thread_count_unless_omp_num_thread
     config = tiny_config(cifar_dir, iterations=1, log_every=1)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     threads = torch.get_num_threads()
-    used, recorded, tensors, samples = [], [], [], []
+    used, recorded, tensors, samples, measured = [], [], [], [], []
     try:
         for omp, busy in [(None, 0.0), (None, 1.0), ("2", 1.0)]:
             monkeypatch.delenv("OMP_NUM_THREADS", raising=False) if omp is None else monkeypatch.setenv("OMP_NUM_THREADS", omp)
-            monkeypatch.setattr(entry, "busy_cores", lambda busy=busy: busy)
+            monkeypatch.setattr(entry, "busy_cores", lambda busy=busy: measured.append(busy) or busy)
+            entry._use_idle_cores.cache_clear()  # a new process, as each command is
             torch.set_num_threads(2)
             run = entry.train(config, tmp_path / f"run-{len(used)}", False, device="cpu", show_progress=False)
             recorded.append(run.record()["versions"]["torch_cpu_threads"])
+            entry._use_idle_cores.cache_clear()  # `ddgan sample`, a process of its own
             torch.set_num_threads(2)
             samples.append(entry.sample(run.last_checkpoint, 6, None, seed=3, device="cpu")[0])
+            entry.sample(run.last_checkpoint, 6, None, seed=3, device="cpu")  # a second load does not measure again
             used.append(torch.get_num_threads())
             tensors.append(load_checkpoint(run.last_checkpoint).tensors)
     finally:
         torch.set_num_threads(threads)
-    assert used == [2, 1, 2] and recorded == ["2", "1", "2"]
+    assert used == [2, 1, 2] and recorded == ["2", "1", "2"] and measured == [0.0, 0.0, 1.0, 1.0]
     for name in tensors[0]:  # the same count, the same bits, however busy the machine
         np.testing.assert_array_equal(tensors[0][name], tensors[2][name], err_msg=name)
     np.testing.assert_array_equal(samples[0], samples[2])
@@ -411,6 +414,8 @@ def test_a_run_whose_last_checkpoint_is_gone_but_periodic_ones_remain_is_refused
 
     run = entry.train(toy_config(iterations=4, checkpoint_every=2, log_every=1), tmp_path / "run", False,
                       device="cpu", show_progress=False)
+    assert run.step_checkpoint(4).read_bytes() == run.last_checkpoint.read_bytes()  # a periodic one is the last's copy
+    assert load_checkpoint(run.step_checkpoint(2)).step == 2
     run.last_checkpoint.unlink()
     before = _snapshot(run.path)
     with pytest.raises(CheckpointError, match=r"last.safetensors is missing .* copy .*step-0000004.safetensors to "):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import pathlib
 import re
@@ -104,8 +105,15 @@ def set_up(device: torch.device) -> torch.device:
     if device.type == "cuda":
         use_fast_cuda_kernels()
     elif device.type == "cpu" and not os.environ.get("OMP_NUM_THREADS"):
-        torch.set_num_threads(idle_cpu_threads(torch.get_num_threads(), os.cpu_count() or 1, busy_cores()))
+        _use_idle_cores()
     return device
+
+
+@functools.cache
+def _use_idle_cores() -> None:
+    """Cut torch's threads to the idle cores, once a process: measuring them sleeps 0.2 s, and
+    `plot` and `eval` load a generator per chain step."""
+    torch.set_num_threads(idle_cpu_threads(torch.get_num_threads(), os.cpu_count() or 1, busy_cores()))
 
 
 def load_ema_generator(checkpoint_path: pathlib.Path, device: torch.device):
