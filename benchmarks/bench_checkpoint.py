@@ -1,5 +1,6 @@
 """What the checkpoints' CRC-32s cost: a full training checkpoint of a preset (G, EMA G, D, Adam
-moments, random stream), checksummed, saved and loaded (the load checks every tensor).
+moments, random stream), checksummed, saved and loaded (the load checks every tensor), and the file
+copy a periodic checkpoint is made with (training_loop: the last checkpoint, copied).
 
     python benchmarks/bench_checkpoint.py [--preset cifar10] [--repeats 3]
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import pathlib
+import shutil
 import tempfile
 import time
 
@@ -37,15 +39,16 @@ def main() -> None:
     tensors = TorchTrainer(config, torch.device("cpu")).state()
     print(f"machine: {machine()}")
     print(f"{args.preset}: {len(tensors)} tensors, {sum(v.nbytes for v in tensors.values()) / 1e9:.3f} GB")
-    print("| repeat | CRC-32 of all s | save s | load s |")
-    print("|---|---|---|---|")
+    print("| repeat | CRC-32 of all s | save s | load s | copy s |")
+    print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as scratch:
         path = pathlib.Path(scratch) / "last.safetensors"
         for repeat in range(args.repeats):
             crc = seconds(lambda: tensor_checksums(tensors))
             save = seconds(lambda: save_checkpoint(path, tensors, step=1, config=config))
             load = seconds(lambda: load_checkpoint(path))
-            print(f"| {repeat + 1} | {crc:.2f} | {save:.2f} | {load:.2f} |")
+            copy = seconds(lambda: shutil.copyfile(path, path.with_name("step.safetensors")))
+            print(f"| {repeat + 1} | {crc:.2f} | {save:.2f} | {load:.2f} | {copy:.2f} |")
 
 
 if __name__ == "__main__":
